@@ -1,0 +1,61 @@
+# The two commands: `make bench` (the seed benchmark) and `make test` (every
+# test: the suite, the install test, then again under ASan+UBSan, under TSan
+# and under valgrind memcheck). Everything builds out of tree under build*/.
+#
+#   make test-quick    the suite once, RelWithDebInfo (what you run while editing)
+#   make asan | tsan | memcheck   one sanitizer pass
+#   make install PREFIX=/usr/local
+#   make format        clang-format -i on every C file
+
+JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
+CTEST  := ctest --output-on-failure -j$(JOBS)
+# Tests read WPOOL_TEST_SCALE; sanitizers and valgrind run them at scale 1.
+export WPOOL_TEST_SCALE ?= 1
+
+.PHONY: all build test test-quick asan tsan memcheck install format clean \
+        bench bench-peers bench-sweep bench-flood
+
+all: build
+
+build:
+	cmake -S . -B build $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build build -j$(JOBS)
+
+test-quick: build
+	cd build && $(CTEST)
+
+test: test-quick asan tsan memcheck
+	@echo "make test: all passes green (suite, ASan+UBSan, TSan, memcheck)"
+
+asan:
+	CC=clang cmake -S . -B build-asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
+	  -DWPOOL_SANITIZE=address,undefined -DWPOOL_BUILD_THPOOL=ON
+	cmake --build build-asan -j$(JOBS)
+	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) -E 'exported_symbols|install'
+
+tsan:
+	CC=clang cmake -S . -B build-tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DWPOOL_SANITIZE=thread
+	cmake --build build-tsan -j$(JOBS)
+	cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+	  $(CTEST) -E 'exported_symbols|install'
+
+# valgrind memcheck on every unit test and example (stress sizes reduced by
+# WPOOL_TEST_SMALL=1: valgrind serialises threads and is ~50x slower).
+memcheck: build
+	tests/run_memcheck.sh build
+
+install: build
+	cmake --install build --prefix $(PREFIX)
+
+format:
+	git ls-files '*.c' '*.h' | xargs clang-format -i
+
+clean:
+	rm -rf build build-*
+
+# ------------------------------------------------------------------ bench --
+include bench/bench.mk

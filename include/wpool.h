@@ -1,0 +1,260 @@
+/*
+ * wpool: Go's worker-pool pattern for C11.
+ *
+ * A fixed set of worker threads pulls tasks from a bounded queue, so a program
+ * never runs more work at once than the machine can take, memory stays flat
+ * however much is submitted, and a producer that outruns the workers is slowed
+ * down (backpressure). Around the pool: Go-style channels (send, receive,
+ * close, select) and groups (WaitGroup / errgroup, parallel-for).
+ *
+ * Conventions:
+ *   - Functions that can fail return 0 or an errno value from <errno.h>:
+ *       EINVAL     bad argument (NULL handle or function, zero size, ...)
+ *       EAGAIN     would block (try variants, WP_FULL_REJECT)
+ *       ETIMEDOUT  a timed call ran out
+ *       EPIPE      the pool is shut down / the channel is closed
+ *       ENOMEM     out of memory (or pthread_create's error)
+ *       ECANCELED  the group was cancelled
+ *       EDEADLK    the call would wait forever on itself
+ *     On error nothing is changed and no half-made object is left behind.
+ *     The library never aborts, prints or exits.
+ *   - Timeouts are relative nanoseconds on CLOCK_MONOTONIC; WP_FOREVER waits
+ *     without limit.
+ *   - Destroy functions accept NULL.
+ *   - Every function may be called from any thread, also from inside a task,
+ *     unless its comment says otherwise.
+ */
+#ifndef WPOOL_H
+#define WPOOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) || defined(__clang__)
+#define WP_EXTERN __attribute__((visibility("default")))
+#else
+#define WP_EXTERN
+#endif
+
+#define WPOOL_VERSION_MAJOR 0
+#define WPOOL_VERSION_MINOR 1
+#define WPOOL_VERSION_PATCH 0
+
+/* ------------------------------------------------------------------ pool -- */
+
+typedef struct wp_pool wp_pool;
+typedef void (*wp_task_fn)(void *arg);
+
+/* wp_config.full_policy: what wp_submit does when the queue is full. */
+enum {
+    WP_FULL_BLOCK,      /* wait until there is room (default) */
+    WP_FULL_REJECT,     /* return EAGAIN */
+    WP_FULL_CALLER_RUNS /* run the task on the calling thread */
+};
+
+/* wp_pool_shutdown's `how`. */
+enum {
+    WP_DRAIN,  /* run everything queued, then stop */
+    WP_DISCARD /* run nothing that has not started; hand it to on_discard */
+};
+
+#define WP_FOREVER UINT64_MAX
+
+typedef struct wp_config {
+    unsigned workers;      /* 0: $WPOOL_WORKERS if set and valid, else wp_cpu_count() */
+    size_t queue_capacity; /* most tasks queued and not yet started; 0: default (1024) */
+    int full_policy;       /* WP_FULL_BLOCK, WP_FULL_REJECT or WP_FULL_CALLER_RUNS */
+    const char *name;      /* worker thread name prefix: "wpool" -> "wpool-0"; NULL: "wpool" */
+    size_t stack_size;     /* worker stack size in bytes; 0: system default */
+    /* Called on each worker thread before it runs any task / after its last. */
+    void (*worker_start)(unsigned worker_id, void *user);
+    void (*worker_stop)(unsigned worker_id, void *user);
+    /* Called (on the thread that calls wp_pool_shutdown) for each queued task
+       that WP_DISCARD drops, so that its argument can be freed. */
+    void (*on_discard)(wp_task_fn fn, void *arg, void *user);
+    void *user; /* passed to the three callbacks above */
+} wp_config;
+
+/* Limits: wp_pool_create returns EINVAL above these. */
+#define WP_MAX_WORKERS 4096u
+
+/* Fills *cfg with the defaults (all zero, full_policy WP_FULL_BLOCK). */
+WP_EXTERN void wp_config_init(wp_config *cfg);
+
+/* Creates a pool and starts its workers; cfg NULL means all defaults.
+   Everything the pool will ever need is allocated here.
+   EINVAL: out NULL, unknown full_policy, more than WP_MAX_WORKERS workers,
+   a queue_capacity whose memory would overflow, or a stack_size below the
+   system minimum. ENOMEM or pthread_create's error: resources ran out, and
+   everything already made has been undone. *out is set only on success. */
+WP_EXTERN int wp_pool_create(wp_pool **out, const wp_config *cfg);
+
+/* Queues fn(arg). On a full queue does what full_policy says: waits for room
+   (WP_FULL_BLOCK), returns EAGAIN (WP_FULL_REJECT, counted in stats.rejected),
+   or runs fn(arg) on the calling thread before returning
+   (WP_FULL_CALLER_RUNS). A task submitting to its own full pool never waits:
+   it runs the new task itself. EINVAL: p or fn NULL. EPIPE: shut down. */
+WP_EXTERN int wp_submit(wp_pool *p, wp_task_fn fn, void *arg);
+
+/* Like wp_submit but never waits and never runs the task on the caller:
+   EAGAIN when the queue is full (counted in stats.rejected). */
+WP_EXTERN int wp_try_submit(wp_pool *p, wp_task_fn fn, void *arg);
+
+/* Like wp_submit but waits at most timeout_ns for room, whatever the policy:
+   ETIMEDOUT when none came (counted in stats.rejected). 0 never waits
+   (returns ETIMEDOUT on a full queue). */
+WP_EXTERN int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t timeout_ns);
+
+/* Queues fn(args[i]) for i in [0, n), waiting for room whatever the policy
+   (WP_FULL_CALLER_RUNS: runs the overflow on the caller). Submits all n, or
+   fails with EPIPE when the pool was shut down meanwhile (the tasks already
+   queued stay queued). n 0 returns 0. EINVAL: p, fn or (n > 0) args NULL. */
+WP_EXTERN int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n);
+
+/* Waits until no task is queued or running, tasks submitted by tasks
+   included. Returns 0 at once on a shut-down pool. EINVAL: p NULL.
+   EDEADLK: called from inside one of p's tasks. */
+WP_EXTERN int wp_wait(wp_pool *p);
+
+/* After pause, workers finish the task they run and start no more until
+   wp_pool_resume (or shutdown, which ends a pause). Submits still queue.
+   NULL is ignored. */
+WP_EXTERN void wp_pool_pause(wp_pool *p);
+WP_EXTERN void wp_pool_resume(wp_pool *p);
+
+/* Stops the pool: from now on every submit returns EPIPE. WP_DRAIN runs
+   everything queued; WP_DISCARD runs nothing more that has not started and
+   hands each dropped task to on_discard. Both wait for running tasks, run
+   worker_stop on each worker and join all threads. Afterwards
+   stats.submitted == completed + discarded.
+   EINVAL: p NULL or how unknown. EPIPE: already shut down.
+   EDEADLK: called from inside one of p's tasks. */
+WP_EXTERN int wp_pool_shutdown(wp_pool *p, int how);
+
+/* Shuts down with WP_DRAIN if still running, then frees the pool. NULL is
+   ignored. Must not be called from inside one of p's tasks, nor while
+   another thread still uses p. */
+WP_EXTERN void wp_pool_destroy(wp_pool *p);
+
+/* Number of worker threads (0 for NULL). */
+WP_EXTERN unsigned wp_pool_workers(const wp_pool *p);
+
+/* 0..workers-1 on a worker thread of any pool, -1 on any other thread. */
+WP_EXTERN int wp_worker_id(void);
+
+/* CPUs this process may really use: the CPUs in its affinity mask, capped by
+   the smallest cgroup CPU quota (v2 cpu.max, v1 cfs quota/period) from its
+   own cgroup up to the root, rounded up; at least 1. */
+WP_EXTERN unsigned wp_cpu_count(void);
+
+typedef struct wp_stats {
+    unsigned workers, active; /* threads; of them running a task now */
+    size_t queued, capacity;  /* tasks waiting now; the bound */
+    uint64_t submitted, completed, rejected, discarded;
+} wp_stats;
+
+/* A snapshot of the counters (not atomic as a whole while tasks run; exact
+   once the pool is idle or shut down). Both arguments must be non-NULL;
+   with either NULL nothing happens. */
+WP_EXTERN void wp_pool_stats(wp_pool *p, wp_stats *out);
+
+/* -------------------------------------------------------------- channels -- */
+
+typedef struct wp_chan wp_chan;
+
+/* A channel of elements of elem_size bytes, buffering up to capacity of them
+   (0: unbuffered: a send completes only when a receiver takes the value).
+   EINVAL: out NULL, elem_size 0, or elem_size * capacity overflows.
+   ENOMEM: out of memory. */
+WP_EXTERN int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity);
+
+/* Frees the channel. No thread may be using it. NULL is ignored. */
+WP_EXTERN void wp_chan_destroy(wp_chan *c);
+
+/* Copies elem_size bytes from elem into the channel, waiting for room (or,
+   unbuffered, for a receiver). EPIPE: closed (also when closed while
+   waiting). EINVAL: c or elem NULL. */
+WP_EXTERN int wp_chan_send(wp_chan *c, const void *elem);
+
+/* Takes the next element into elem (elem NULL drops it), waiting for one.
+   EPIPE: closed and drained. EINVAL: c NULL. */
+WP_EXTERN int wp_chan_recv(wp_chan *c, void *elem);
+
+/* Never wait: EAGAIN when the operation cannot complete now. */
+WP_EXTERN int wp_chan_try_send(wp_chan *c, const void *elem);
+WP_EXTERN int wp_chan_try_recv(wp_chan *c, void *elem);
+
+/* Wait at most timeout_ns: ETIMEDOUT when the operation could not complete. */
+WP_EXTERN int wp_chan_send_timeout(wp_chan *c, const void *elem, uint64_t timeout_ns);
+WP_EXTERN int wp_chan_recv_timeout(wp_chan *c, void *elem, uint64_t timeout_ns);
+
+/* Closes the channel: wakes every blocked sender (EPIPE) and receiver
+   (buffered values are still delivered). EPIPE: already closed.
+   EINVAL: c NULL. */
+WP_EXTERN int wp_chan_close(wp_chan *c);
+
+/* Elements buffered now; the capacity (0 for NULL). */
+WP_EXTERN size_t wp_chan_len(wp_chan *c);
+WP_EXTERN size_t wp_chan_cap(wp_chan *c);
+
+enum { WP_SEND, WP_RECV };
+
+typedef struct wp_select_case {
+    wp_chan *chan; /* NULL: never ready (Go's nil channel) */
+    int op;        /* WP_SEND or WP_RECV */
+    void *elem;    /* value to send / where to receive (NULL: drop) */
+    int err;       /* out: 0, or EPIPE for a closed channel */
+} wp_select_case;
+
+/* Completes one ready case, chosen at random among the ready ones, and
+   returns its index (its err: 0, or EPIPE for a closed channel); -1 when none
+   could complete within timeout_ns (0: poll once, like Go's default case),
+   or on bad arguments (cases NULL with n > 0, an unknown op, a send case
+   with a NULL elem: that case's err is set to EINVAL). */
+WP_EXTERN int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns);
+
+/* ---------------------------------------------------------------- groups -- */
+
+typedef struct wp_group wp_group;
+typedef int (*wp_group_fn)(void *arg); /* nonzero: failed */
+
+/* A group of tasks run on pool p, at most `limit` of them at once (0: no
+   limit). EINVAL: out or p NULL. ENOMEM. */
+WP_EXTERN int wp_group_create(wp_group **out, wp_pool *p, unsigned limit);
+
+/* Runs fn(arg) on the group's pool as a member of g; blocks while the group
+   is at its limit. The first member to return nonzero cancels the group.
+   ECANCELED: the group is cancelled (fn will not run). EPIPE: the pool is
+   shut down. EINVAL: g or fn NULL. */
+WP_EXTERN int wp_group_go(wp_group *g, wp_group_fn fn, void *arg);
+
+/* Waits for every member (running queued tasks meanwhile when called on a
+   worker). Returns the first nonzero result, else ECANCELED if the group was
+   cancelled or a member was discarded, else 0. EINVAL: g NULL. */
+WP_EXTERN int wp_group_wait(wp_group *g);
+
+/* Cancels the group: members not yet started are skipped. */
+WP_EXTERN void wp_group_cancel(wp_group *g);
+
+/* Nonzero once the group is cancelled (0 for NULL). */
+WP_EXTERN int wp_group_cancelled(const wp_group *g);
+
+/* Waits for the members, then frees the group. NULL is ignored. */
+WP_EXTERN void wp_group_destroy(wp_group *g);
+
+/* Calls body(lo, hi, arg) on chunks covering [begin, end) of at most grain
+   indices (grain 0: chosen for the pool), on p's workers, and returns when
+   all are done. Works from inside a task. begin == end returns 0 without
+   calling body. EINVAL: p or body NULL, or begin > end. EPIPE: shut down. */
+WP_EXTERN int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
+                              void (*body)(size_t lo, size_t hi, void *arg), void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* WPOOL_H */
