@@ -176,19 +176,24 @@ WP_EXTERN int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity);
 WP_EXTERN void wp_chan_destroy(wp_chan *c);
 
 /* Copies elem_size bytes from elem into the channel, waiting for room (or,
-   unbuffered, for a receiver). EPIPE: closed (also when closed while
-   waiting). EINVAL: c or elem NULL. */
+   unbuffered, until a receiver has taken the value). EPIPE: closed (also
+   when closed while waiting; the value was not sent). EINVAL: c or elem
+   NULL. */
 WP_EXTERN int wp_chan_send(wp_chan *c, const void *elem);
 
 /* Takes the next element into elem (elem NULL drops it), waiting for one.
-   EPIPE: closed and drained. EINVAL: c NULL. */
+   EPIPE: closed and drained (elem is left untouched). EINVAL: c NULL. */
 WP_EXTERN int wp_chan_recv(wp_chan *c, void *elem);
 
-/* Never wait: EAGAIN when the operation cannot complete now. */
+/* Never wait: EAGAIN when the operation cannot complete now (EPIPE and
+   EINVAL as above). An unbuffered try_send succeeds only if a receiver is
+   already waiting, an unbuffered try_recv only if a sender is. */
 WP_EXTERN int wp_chan_try_send(wp_chan *c, const void *elem);
 WP_EXTERN int wp_chan_try_recv(wp_chan *c, void *elem);
 
-/* Wait at most timeout_ns: ETIMEDOUT when the operation could not complete. */
+/* Wait at most timeout_ns: ETIMEDOUT when the operation could not complete
+   (nothing was sent or received). 0: do not wait; WP_FOREVER: like the
+   blocking call. */
 WP_EXTERN int wp_chan_send_timeout(wp_chan *c, const void *elem, uint64_t timeout_ns);
 WP_EXTERN int wp_chan_recv_timeout(wp_chan *c, void *elem, uint64_t timeout_ns);
 
@@ -210,11 +215,18 @@ typedef struct wp_select_case {
     int err;       /* out: 0, or EPIPE for a closed channel */
 } wp_select_case;
 
+/* Most cases one wp_select takes (its bookkeeping lives on the stack). */
+#define WP_SELECT_MAX 64
+
 /* Completes one ready case, chosen at random among the ready ones, and
-   returns its index (its err: 0, or EPIPE for a closed channel); -1 when none
-   could complete within timeout_ns (0: poll once, like Go's default case),
-   or on bad arguments (cases NULL with n > 0, an unknown op, a send case
-   with a NULL elem: that case's err is set to EINVAL). */
+   returns its index (its err: 0, or EPIPE for a closed channel; no other
+   case is touched); -1 when none could complete within timeout_ns (0: poll
+   once, like Go's default case), or on bad arguments (cases NULL with n > 0,
+   an unknown op, a send case with a NULL elem: that case's err is set to
+   EINVAL; n > WP_SELECT_MAX: every err is set to EINVAL). With no case that
+   names a channel it just waits out timeout_ns (WP_FOREVER: forever, like
+   Go's empty select). Several cases may name the same channel. Never
+   allocates. */
 WP_EXTERN int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns);
 
 /* ---------------------------------------------------------------- groups -- */

@@ -1,0 +1,528 @@
+/*
+ * Channels: every rule of the contract (Go's channel semantics, with error
+ * codes where Go panics), then MPMC stress with and without timeouts and
+ * racing with close. Sizes scale with WPOOL_TEST_SCALE and shrink under
+ * WPOOL_TEST_SMALL (valgrind).
+ */
+#include "chan.h"
+#include "test.h"
+#include "wpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+
+static unsigned iters(unsigned n)
+{
+    return getenv("WPOOL_TEST_SMALL") ? (n / 20 ? n / 20 : 1) : n * test_scale();
+}
+
+/* Live operations queued on c (white box: only to know a thread blocks). */
+static size_t queued(wp_chan *c, int op)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&c->lock);
+    for (struct wp__chan_sudog *s = op == WP_SEND ? c->sendq.first : c->recvq.first; s; s = s->next)
+        n += atomic_load(&s->w->done) == 0;
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static void wait_queued(wp_chan *c, int op, size_t n)
+{
+    while (queued(c, op) < n) test_sleep_ms(1);
+}
+
+/* ------------------------------------------------------------ arguments -- */
+
+TEST(create_rejects_bad_arguments)
+{
+    wp_chan *c = (wp_chan *)&c;
+    ASSERT_ERR(wp_chan_create(NULL, 8, 1), EINVAL);
+    ASSERT_ERR(wp_chan_create(&c, 0, 1), EINVAL);
+    ASSERT_ERR(wp_chan_create(&c, 0, 0), EINVAL);
+    ASSERT_ERR(wp_chan_create(&c, SIZE_MAX / 2 + 1, 2), EINVAL);
+    ASSERT_ERR(wp_chan_create(&c, 2, SIZE_MAX / 2 + 1), EINVAL);
+    ASSERT_ERR(wp_chan_create(&c, SIZE_MAX, SIZE_MAX), EINVAL);
+    ASSERT(c == (wp_chan *)&c); /* untouched on failure */
+    wp_chan_destroy(NULL);      /* accepted */
+}
+
+TEST(null_handles_and_elems_are_einval)
+{
+    int v = 1;
+    ASSERT_ERR(wp_chan_send(NULL, &v), EINVAL);
+    ASSERT_ERR(wp_chan_recv(NULL, &v), EINVAL);
+    ASSERT_ERR(wp_chan_try_send(NULL, &v), EINVAL);
+    ASSERT_ERR(wp_chan_try_recv(NULL, &v), EINVAL);
+    ASSERT_ERR(wp_chan_send_timeout(NULL, &v, 1000), EINVAL);
+    ASSERT_ERR(wp_chan_recv_timeout(NULL, &v, 1000), EINVAL);
+    ASSERT_ERR(wp_chan_close(NULL), EINVAL);
+    ASSERT_UEQ(wp_chan_len(NULL), 0);
+    ASSERT_UEQ(wp_chan_cap(NULL), 0);
+
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 1));
+    ASSERT_ERR(wp_chan_send(c, NULL), EINVAL);
+    ASSERT_ERR(wp_chan_try_send(c, NULL), EINVAL);
+    ASSERT_ERR(wp_chan_send_timeout(c, NULL, 1000), EINVAL);
+    ASSERT_UEQ(wp_chan_len(c), 0); /* nothing was sent */
+    wp_chan_destroy(c);
+}
+
+/* ------------------------------------------------------------- buffered -- */
+
+TEST(buffered_is_fifo_and_reports_len_and_cap)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 4));
+    ASSERT_UEQ(wp_chan_cap(c), 4);
+    for (int round = 0; round < 3; round++) { /* wraps the ring */
+        for (int i = 0; i < 4; i++) {
+            int v = round * 10 + i;
+            ASSERT_OK(wp_chan_send(c, &v));
+            ASSERT_UEQ(wp_chan_len(c), i + 1);
+        }
+        int v = -1;
+        ASSERT_ERR(wp_chan_try_send(c, &v), EAGAIN);
+        ASSERT_ERR(wp_chan_send_timeout(c, &v, 0), ETIMEDOUT);
+        ASSERT_ERR(wp_chan_send_timeout(c, &v, 1000000), ETIMEDOUT);
+        ASSERT_UEQ(wp_chan_len(c), 4);
+        for (int i = 0; i < 4; i++) {
+            ASSERT_OK(wp_chan_recv(c, &v));
+            ASSERT_EQ(v, round * 10 + i);
+        }
+        ASSERT_UEQ(wp_chan_len(c), 0);
+        ASSERT_ERR(wp_chan_try_recv(c, &v), EAGAIN);
+        ASSERT_ERR(wp_chan_recv_timeout(c, &v, 0), ETIMEDOUT);
+        ASSERT_ERR(wp_chan_recv_timeout(c, &v, 1000000), ETIMEDOUT);
+    }
+    wp_chan_destroy(c);
+}
+
+TEST(try_and_timed_variants_succeed_when_possible)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 2));
+    int v = 7, out = 0;
+    ASSERT_OK(wp_chan_try_send(c, &v));
+    v = 8;
+    ASSERT_OK(wp_chan_send_timeout(c, &v, 0));
+    ASSERT_OK(wp_chan_try_recv(c, &out));
+    ASSERT_EQ(out, 7);
+    ASSERT_OK(wp_chan_recv_timeout(c, &out, WP_FOREVER));
+    ASSERT_EQ(out, 8);
+    v = 9;
+    ASSERT_OK(wp_chan_send_timeout(c, &v, WP_FOREVER));
+    ASSERT_OK(wp_chan_recv_timeout(c, &out, 0));
+    ASSERT_EQ(out, 9);
+    wp_chan_destroy(c);
+}
+
+TEST(elements_of_any_size_are_copied_whole)
+{
+    static const size_t sizes[] = {1, 3, 8, 17, 256, 4096};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        unsigned char in[4096], out[4096];
+        wp_chan *c;
+        ASSERT_OK(wp_chan_create(&c, n, 3));
+        for (int k = 0; k < 5; k++) {
+            for (size_t i = 0; i < n; i++) in[i] = (unsigned char)(i * 31 + (size_t)k + n);
+            ASSERT_OK(wp_chan_send(c, in));
+            memset(out, 0xAA, sizeof out);
+            ASSERT_OK(wp_chan_recv(c, out));
+            ASSERT(memcmp(in, out, n) == 0);
+            ASSERT_EQ(out[n < 4096 ? n : 4095], n < 4096 ? 0xAA : in[4095]); /* no overrun */
+        }
+        wp_chan_destroy(c);
+    }
+}
+
+TEST(recv_with_null_elem_drops_the_value)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 2));
+    int v = 1;
+    ASSERT_OK(wp_chan_send(c, &v));
+    v = 2;
+    ASSERT_OK(wp_chan_send(c, &v));
+    ASSERT_OK(wp_chan_recv(c, NULL));
+    ASSERT_OK(wp_chan_try_recv(c, &v));
+    ASSERT_EQ(v, 2);
+    wp_chan_destroy(c);
+}
+
+/* ---------------------------------------------------------------- close -- */
+
+TEST(close_rules)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 3));
+    int v = 1;
+    ASSERT_OK(wp_chan_send(c, &v));
+    v = 2;
+    ASSERT_OK(wp_chan_send(c, &v));
+    ASSERT_OK(wp_chan_close(c));
+    ASSERT_ERR(wp_chan_close(c), EPIPE); /* closing twice */
+    ASSERT_ERR(wp_chan_send(c, &v), EPIPE);
+    ASSERT_ERR(wp_chan_try_send(c, &v), EPIPE);
+    ASSERT_ERR(wp_chan_send_timeout(c, &v, 1000), EPIPE);
+    ASSERT_UEQ(wp_chan_len(c), 2);
+    /* What was buffered is still delivered, then EPIPE, leaving elem alone. */
+    ASSERT_OK(wp_chan_recv(c, &v));
+    ASSERT_EQ(v, 1);
+    ASSERT_OK(wp_chan_try_recv(c, &v));
+    ASSERT_EQ(v, 2);
+    v = 42;
+    ASSERT_ERR(wp_chan_recv(c, &v), EPIPE);
+    ASSERT_ERR(wp_chan_try_recv(c, &v), EPIPE);
+    ASSERT_ERR(wp_chan_recv_timeout(c, &v, 1000), EPIPE);
+    ASSERT_ERR(wp_chan_recv_timeout(c, &v, 0), EPIPE);
+    ASSERT_EQ(v, 42);
+    wp_chan_destroy(c);
+
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 0));
+    ASSERT_OK(wp_chan_close(c));
+    ASSERT_ERR(wp_chan_send(c, &v), EPIPE);
+    ASSERT_ERR(wp_chan_recv(c, &v), EPIPE);
+    ASSERT_ERR(wp_chan_close(c), EPIPE);
+    wp_chan_destroy(c);
+}
+
+struct blocked {
+    wp_chan *c;
+    int op;
+    uint64_t timeout;
+    int result;
+    int value;
+};
+
+static void *blocked_op(void *arg)
+{
+    struct blocked *b = arg;
+    if (b->op == WP_SEND)
+        b->result = b->timeout ? wp_chan_send_timeout(b->c, &b->value, b->timeout)
+                               : wp_chan_send(b->c, &b->value);
+    else
+        b->result = b->timeout ? wp_chan_recv_timeout(b->c, &b->value, b->timeout)
+                               : wp_chan_recv(b->c, &b->value);
+    return NULL;
+}
+
+TEST(close_wakes_every_blocked_sender_and_receiver)
+{
+    enum { N = 4 };
+    for (size_t cap = 0; cap <= 2; cap += 2) {
+        for (int op = WP_SEND; op <= WP_RECV; op++) {
+            wp_chan *c;
+            ASSERT_OK(wp_chan_create(&c, sizeof(int), cap));
+            int v = 0;
+            if (op == WP_SEND)
+                for (size_t i = 0; i < cap; i++) ASSERT_OK(wp_chan_send(c, &v)); /* fill */
+            struct blocked b[N];
+            pthread_t t[N];
+            for (int i = 0; i < N; i++) {
+                /* half of them with a (long) timeout: close must beat it */
+                b[i] = (struct blocked){c, op, i % 2 ? 3600ull * 1000000000 : 0, -1, 100 + i};
+                ASSERT_OK(pthread_create(&t[i], NULL, blocked_op, &b[i]));
+            }
+            wait_queued(c, op, N);
+            ASSERT_OK(wp_chan_close(c));
+            for (int i = 0; i < N; i++) {
+                pthread_join(t[i], NULL);
+                ASSERT_ERR(b[i].result, EPIPE);
+                if (op == WP_RECV) ASSERT_EQ(b[i].value, 100 + i); /* untouched */
+            }
+            /* the senders' values did not get in; the fill is still there */
+            ASSERT_UEQ(wp_chan_len(c), op == WP_SEND ? cap : 0);
+            wp_chan_destroy(c);
+        }
+    }
+}
+
+/* ----------------------------------------------------------- unbuffered -- */
+
+struct unbuf_sender {
+    wp_chan *c;
+    atomic_int returned;
+    int result;
+};
+
+static void *unbuf_send(void *arg)
+{
+    struct unbuf_sender *s = arg;
+    int v = 12345;
+    s->result = wp_chan_send(s->c, &v);
+    atomic_store(&s->returned, 1);
+    return NULL;
+}
+
+TEST(unbuffered_send_returns_only_after_a_receiver_took_the_value)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 0));
+    ASSERT_UEQ(wp_chan_cap(c), 0);
+    int v = 1;
+    ASSERT_ERR(wp_chan_try_send(c, &v), EAGAIN); /* no receiver */
+    ASSERT_ERR(wp_chan_try_recv(c, &v), EAGAIN); /* no sender */
+    ASSERT_ERR(wp_chan_send_timeout(c, &v, 1000000), ETIMEDOUT);
+    ASSERT_ERR(wp_chan_recv_timeout(c, &v, 1000000), ETIMEDOUT);
+
+    struct unbuf_sender s = {.c = c};
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, unbuf_send, &s));
+    wait_queued(c, WP_SEND, 1);
+    test_sleep_ms(20);
+    ASSERT_EQ(atomic_load(&s.returned), 0); /* still waiting for a receiver */
+    ASSERT_UEQ(wp_chan_len(c), 0);          /* and nothing is buffered */
+    ASSERT_OK(wp_chan_recv(c, &v));
+    ASSERT_EQ(v, 12345);
+    pthread_join(t, NULL);
+    ASSERT_OK(s.result);
+    ASSERT_EQ(atomic_load(&s.returned), 1);
+    wp_chan_destroy(c);
+}
+
+TEST(unbuffered_try_ops_meet_a_waiting_partner)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 0));
+    struct blocked r = {c, WP_RECV, 0, -1, 0};
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &r));
+    wait_queued(c, WP_RECV, 1);
+    int v = 77;
+    ASSERT_OK(wp_chan_try_send(c, &v));
+    pthread_join(t, NULL);
+    ASSERT_OK(r.result);
+    ASSERT_EQ(r.value, 77);
+
+    struct blocked s = {c, WP_SEND, 0, -1, 88};
+    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &s));
+    wait_queued(c, WP_SEND, 1);
+    ASSERT_OK(wp_chan_try_recv(c, &v));
+    ASSERT_EQ(v, 88);
+    pthread_join(t, NULL);
+    ASSERT_OK(s.result);
+    wp_chan_destroy(c);
+}
+
+TEST(full_buffer_sender_waits_and_keeps_order)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 2));
+    int v = 1;
+    ASSERT_OK(wp_chan_send(c, &v));
+    v = 2;
+    ASSERT_OK(wp_chan_send(c, &v));
+    struct blocked s = {c, WP_SEND, 0, -1, 3};
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &s));
+    wait_queued(c, WP_SEND, 1);
+    for (int want = 1; want <= 3; want++) {
+        ASSERT_OK(wp_chan_recv(c, &v));
+        ASSERT_EQ(v, want);
+    }
+    pthread_join(t, NULL);
+    ASSERT_OK(s.result);
+    ASSERT_UEQ(wp_chan_len(c), 0);
+    wp_chan_destroy(c);
+}
+
+TEST(timed_wait_completes_when_a_partner_arrives)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 0));
+    struct blocked r = {c, WP_RECV, 3600ull * 1000000000, -1, 0};
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &r));
+    wait_queued(c, WP_RECV, 1);
+    int v = 5;
+    ASSERT_OK(wp_chan_send(c, &v));
+    pthread_join(t, NULL);
+    ASSERT_OK(r.result);
+    ASSERT_EQ(r.value, 5);
+
+    /* A timed-out receiver leaves nothing behind: the next send waits. */
+    ASSERT_ERR(wp_chan_recv_timeout(c, &v, 1000), ETIMEDOUT);
+    ASSERT_UEQ(queued(c, WP_RECV), 0);
+    ASSERT_ERR(wp_chan_try_send(c, &v), EAGAIN);
+    wp_chan_destroy(c);
+}
+
+/* --------------------------------------------------------------- stress -- */
+
+enum { MAX_ELEM = 256 };
+
+struct mpmc {
+    wp_chan *c;
+    size_t elem_size;
+    unsigned per_sender;
+    int timed; /* use the timed variants with short timeouts, retrying */
+    atomic_uint next_sender;
+    atomic_uchar *seen;
+    atomic_uint received, bad;
+};
+
+static void fill(unsigned char *e, size_t n, uint32_t id)
+{
+    memcpy(e, &id, sizeof id);
+    for (size_t i = sizeof id; i < n; i++) e[i] = (unsigned char)(id * 7 + i);
+}
+
+static int check(const unsigned char *e, size_t n, uint32_t *id)
+{
+    memcpy(id, e, sizeof *id);
+    for (size_t i = sizeof *id; i < n; i++)
+        if (e[i] != (unsigned char)(*id * 7 + i)) return 0;
+    return 1;
+}
+
+static void *mpmc_sender(void *arg)
+{
+    struct mpmc *m = arg;
+    unsigned s = atomic_fetch_add(&m->next_sender, 1);
+    unsigned char e[MAX_ELEM];
+    for (unsigned i = 0; i < m->per_sender; i++) {
+        fill(e, m->elem_size, s * m->per_sender + i);
+        int r;
+        if (m->timed)
+            while ((r = wp_chan_send_timeout(m->c, e, 20000)) == ETIMEDOUT) {
+            }
+        else
+            r = wp_chan_send(m->c, e);
+        if (r != 0) atomic_fetch_add(&m->bad, 1);
+    }
+    return NULL;
+}
+
+static void *mpmc_receiver(void *arg)
+{
+    struct mpmc *m = arg;
+    unsigned char e[MAX_ELEM];
+    for (;;) {
+        int r = m->timed ? wp_chan_recv_timeout(m->c, e, 20000) : wp_chan_recv(m->c, e);
+        if (r == ETIMEDOUT) continue;
+        if (r == EPIPE) return NULL;
+        uint32_t id;
+        if (r != 0 || !check(e, m->elem_size, &id) || atomic_fetch_add(&m->seen[id], 1) != 0)
+            atomic_fetch_add(&m->bad, 1);
+        atomic_fetch_add(&m->received, 1);
+    }
+}
+
+static void run_mpmc(size_t cap, size_t elem_size, int senders, int receivers, int timed)
+{
+    struct mpmc m = {
+        .elem_size = elem_size, .per_sender = iters(timed ? 2000 : 5000), .timed = timed};
+    unsigned total = m.per_sender * (unsigned)senders;
+    m.seen = calloc(total, 1);
+    ASSERT(m.seen != NULL);
+    ASSERT_OK(wp_chan_create(&m.c, elem_size, cap));
+    pthread_t s[8], r[8];
+    for (int i = 0; i < receivers; i++) ASSERT_OK(pthread_create(&r[i], NULL, mpmc_receiver, &m));
+    for (int i = 0; i < senders; i++) ASSERT_OK(pthread_create(&s[i], NULL, mpmc_sender, &m));
+    for (int i = 0; i < senders; i++) pthread_join(s[i], NULL);
+    ASSERT_OK(wp_chan_close(m.c));
+    for (int i = 0; i < receivers; i++) pthread_join(r[i], NULL);
+    ASSERT_EQ(atomic_load(&m.bad), 0);
+    ASSERT_EQ(atomic_load(&m.received), total);
+    for (unsigned i = 0; i < total; i++) ASSERT_EQ(atomic_load(&m.seen[i]), 1);
+    ASSERT_UEQ(wp_chan_len(m.c), 0);
+    wp_chan_destroy(m.c);
+    free(m.seen);
+}
+
+TEST(mpmc_every_value_exactly_once)
+{
+    static const size_t caps[] = {0, 1, 64}, sizes[] = {8, 256};
+    for (size_t ci = 0; ci < 3; ci++)
+        for (size_t si = 0; si < 2; si++) {
+            run_mpmc(caps[ci], sizes[si], 4, 4, 0);
+            if (test_failed_now) return;
+            run_mpmc(caps[ci], sizes[si], 1, 3, 0);
+            if (test_failed_now) return;
+            run_mpmc(caps[ci], sizes[si], 3, 1, 0);
+            if (test_failed_now) return;
+        }
+}
+
+TEST(mpmc_with_timeouts_loses_and_duplicates_nothing)
+{
+    static const size_t caps[] = {0, 1, 64};
+    for (size_t ci = 0; ci < 3; ci++) {
+        run_mpmc(caps[ci], 8, 3, 3, 1);
+        if (test_failed_now) return;
+    }
+}
+
+/* Close while senders and receivers are busy: every value a send reported
+   as sent is received exactly once, no other value is. */
+struct race {
+    wp_chan *c;
+    atomic_uint next_id;
+    atomic_uchar *sent, *got;
+    atomic_uint nreceived, bad;
+    unsigned max;
+};
+
+static void *race_sender(void *arg)
+{
+    struct race *x = arg;
+    for (;;) {
+        uint32_t id = atomic_fetch_add(&x->next_id, 1);
+        if (id >= x->max) return NULL;
+        int r = wp_chan_send(x->c, &id);
+        if (r == EPIPE) return NULL;
+        if (r != 0) atomic_fetch_add(&x->bad, 1);
+        atomic_store(&x->sent[id], 1);
+    }
+}
+
+static void *race_receiver(void *arg)
+{
+    struct race *x = arg;
+    uint32_t id;
+    int r;
+    while ((r = wp_chan_recv(x->c, &id)) == 0) {
+        if (id >= x->max || atomic_fetch_add(&x->got[id], 1) != 0) atomic_fetch_add(&x->bad, 1);
+        atomic_fetch_add(&x->nreceived, 1);
+    }
+    if (r != EPIPE) atomic_fetch_add(&x->bad, 1);
+    return NULL;
+}
+
+TEST(close_racing_with_senders_and_receivers)
+{
+    unsigned rounds = iters(40);
+    for (unsigned round = 0; round < rounds; round++) {
+        struct race x = {.max = 1u << 16};
+        x.sent = calloc(x.max, 1);
+        x.got = calloc(x.max, 1);
+        ASSERT(x.sent && x.got);
+        ASSERT_OK(wp_chan_create(&x.c, sizeof(uint32_t),
+                                 round % 3 == 0   ? 0
+                                 : round % 3 == 1 ? 1
+                                                  : 16));
+        pthread_t t[6];
+        for (int i = 0; i < 3; i++) ASSERT_OK(pthread_create(&t[i], NULL, race_sender, &x));
+        for (int i = 3; i < 6; i++) ASSERT_OK(pthread_create(&t[i], NULL, race_receiver, &x));
+        while (atomic_load(&x.nreceived) < 200 + round * 10) sched_yield();
+        ASSERT_OK(wp_chan_close(x.c));
+        for (int i = 0; i < 6; i++) pthread_join(t[i], NULL);
+        ASSERT_EQ(atomic_load(&x.bad), 0);
+        unsigned nsent = 0;
+        for (unsigned i = 0; i < x.max; i++) {
+            ASSERT_EQ(atomic_load(&x.sent[i]), atomic_load(&x.got[i]));
+            nsent += atomic_load(&x.sent[i]);
+        }
+        ASSERT_EQ(nsent, atomic_load(&x.nreceived));
+        wp_chan_destroy(x.c);
+        free(x.sent);
+        free(x.got);
+    }
+}
+
+TEST_MAIN()
