@@ -1,4 +1,60 @@
-# Benchmark targets (owned by bench/). Placeholder until the benchmark lands.
-bench: build
-	@echo "bench: not yet written"
-bench-peers bench-sweep bench-flood: bench
+# Benchmark targets, included by the root Makefile (which gives JOBS and
+# CMAKE_GEN). Everything builds in Release under $(BENCH_BUILD) and writes
+# its CSV/JSON/txt under $(BENCH_BUILD)/bench/.
+#
+#   make bench         the seed table: Serial, UnboundedThreads, WorkerPool,
+#                      WorkerPoolBatch, WorkerPoolParallelFor (~1 minute)
+#   make bench-peers   the same op and table with C-Thread-Pool (and its API
+#                      on wpool), GThreadPool, OpenMP, oneTBB and Go
+#   make bench-sweep   ns/job against workers 1..64 for wpool and each C peer,
+#                      CSV + PNG plot (gnuplot)
+#   make bench-flood   10,000,000 jobs from one producer into each pool: time
+#                      and peak RSS
+#
+# Knobs (environment): WPOOL_BENCH_ROUNDS (5), WPOOL_BENCH_TIME (seconds per
+# round, 0.2), WPOOL_BENCH_ROWS (comma list of names or globs, e.g.
+# Serial,WorkerPool*), WPOOL_BENCH_WORKERS, WPOOL_BENCH_HASH=evp,
+# WPOOL_FLOOD_MAX_S (30); see bench/runner.c. Peers' packages are installed
+# when running as root, else skipped with a message naming the package.
+
+BENCH_BUILD ?= build-release
+BENCH_OUT   := $(BENCH_BUILD)/bench
+BENCH_EXE   := $(BENCH_OUT)/wpool_bench
+BENCH_PKGS  := cthreadpool-dev libglib2.0-dev pkg-config g++ libtbb-dev golang-go
+BENCH_CPEERS = $(foreach p,cthreadpool wpool_thpool glib openmp tbb,--bin $(BENCH_OUT)/bench_$(p))
+SWEEP_WORKERS ?= 1,2,4,8,16,64
+
+.PHONY: bench-configure bench-peers-build
+
+bench-configure:
+	cmake -S . -B $(BENCH_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
+	  -DWPOOL_BUILD_BENCH=ON -DWPOOL_BUILD_TESTS=OFF -DWPOOL_BUILD_EXAMPLES=OFF
+
+bench: bench-configure
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_bench
+	$(BENCH_EXE) --out $(BENCH_OUT) --tag seed
+
+bench-peers-build:
+	@sh bench/deps.sh $(BENCH_PKGS)
+	@$(MAKE) --no-print-directory bench-configure
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_bench_peers
+	@sh bench/gobuild.sh $(BENCH_OUT)/seed_go.test
+
+bench-peers: bench-peers-build
+	$(BENCH_EXE) --out $(BENCH_OUT) --tag peers $(BENCH_CPEERS) --go $(BENCH_OUT)/seed_go.test
+	@if [ -f bench/chan/run.sh ]; then bash bench/chan/run.sh $(BENCH_BUILD); fi
+
+# Small rounds: 6 worker counts x ~10 rows.
+bench-sweep: bench-peers-build
+	@sh bench/deps.sh gnuplot-nox
+	WPOOL_BENCH_ROUNDS=$${WPOOL_BENCH_ROUNDS:-3} WPOOL_BENCH_TIME=$${WPOOL_BENCH_TIME:-0.1} \
+	  $(BENCH_EXE) --out $(BENCH_OUT) --tag sweep --workers $(SWEEP_WORKERS) \
+	  --skip 'UnboundedThreads' $(BENCH_CPEERS)
+	@if command -v gnuplot >/dev/null 2>&1; then \
+	  gnuplot -e "csv='$(BENCH_OUT)/sweep.csv'; out='$(BENCH_OUT)/sweep.png'; \
+	    subtitle='$$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $$(nproc) CPUs'" \
+	    bench/sweep.gp && echo "wrote $(BENCH_OUT)/sweep.png"; \
+	else echo "bench: gnuplot not found (apt-get install gnuplot-nox): no plot"; fi
+
+bench-flood: bench-peers-build
+	$(BENCH_EXE) --out $(BENCH_OUT) --tag flood --flood $${WPOOL_FLOOD_JOBS:-10000000} $(BENCH_CPEERS)

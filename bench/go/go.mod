@@ -1,0 +1,3 @@
+module wpoolbench
+
+go 1.19
