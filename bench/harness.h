@@ -3,12 +3,22 @@
  * peer's): the workload, the allocation counter, and the child side of a row.
  *
  * The workload. One op is SEED_JOBS jobs; job n formats "payload-n" into a
- * stack buffer, SHA-256s it with OpenSSL's EVP interface and stores the first
- * 8 digest bytes in result slot n % SEED_JOBS. The EVP_MD is fetched once per
- * process (OpenSSL 3's one-shot SHA256()/EVP_Digest() look the algorithm up
- * under a shared lock on every call, which serialises threads); every thread
- * hashes with its own EVP_MD_CTX: wpool's made in worker_start and found
- * through wp_worker_id(), everyone else's thread-local, made on first use.
+ * stack buffer, SHA-256s it with OpenSSL's libcrypto and stores the first 8
+ * digest bytes in result slot n % SEED_JOBS. Two ways to hash, both letting
+ * threads run in parallel (OpenSSL 3's one-shot SHA256()/EVP_Digest() look
+ * the algorithm up under a shared lock on every call and do not):
+ *   default                the low-level SHA256_Init/Update/Final on a stack
+ *                          SHA256_CTX: no lock, no allocation
+ *   WPOOL_BENCH_HASH=evp   the EVP_MD fetched once per process, and each
+ *                          thread hashing with its own EVP_MD_CTX: wpool's
+ *                          made in worker_start and found through
+ *                          wp_worker_id(), everyone else's thread-local, made
+ *                          on first use. OpenSSL 3.0's EVP_DigestInit
+ *                          allocates its state on every call, so each job
+ *                          then costs one allocation in every row.
+ * The default keeps the job itself allocation-free, so B/op and allocs/op
+ * show only what each way of running jobs costs (as in the Go original,
+ * whose crypto/sha256 allocates nothing).
  *
  * A program built on this file has a table of rows and calls bench_child_main
  * with it. Run as `PROG --list` it prints its row names; run as

@@ -14,5 +14,8 @@ set grid
 set key outside right top
 families = system("tail -n +2 '".csv."' | awk -F, '$2 != \"Serial\" && $15 == \"ok\" && !seen[$2]++ {print $2}'")
 serial = real(system("awk -F, '$1 == \"Serial\" {print $9}' '".csv."'"))
-plot for [f in families] csv using 3:(strcol(2) eq f ? $9 : NaN) with linespoints lw 2 pt 7 ps 0.8 title f, \
+# wpool's rows drawn thick; colours cycle over 8, so point types change too
+plot for [i=1:words(families)] csv using 3:(strcol(2) eq word(families, i) ? $9 : NaN) \
+       with linespoints lc i lw (word(families, i)[1:10] eq 'WorkerPool' ? 3 : 1.5) \
+       pt (i <= 8 ? 7 : 5) ps 0.9 dt (i <= 8 ? 1 : 4) title word(families, i), \
      serial with lines dt 2 lc rgb 'black' title 'Serial (1 thread)'
