@@ -34,9 +34,10 @@ static int test_failed_now;
 
 #define TEST(name)                                                                                 \
     static void test_##name(void);                                                                 \
-    __attribute__((constructor)) static void test_register_##name(void)                           \
+    __attribute__((constructor)) static void test_register_##name(void)                            \
     {                                                                                              \
-        if (test_count < TEST_MAX) test_cases[test_count++] = (struct test_case){#name, test_##name}; \
+        if (test_count < TEST_MAX)                                                                 \
+            test_cases[test_count++] = (struct test_case){#name, test_##name};                     \
     }                                                                                              \
     static void test_##name(void)
 
@@ -56,18 +57,19 @@ static int test_failed_now;
 
 #define ASSERT_CMP_(a, op, b, fmt, type)                                                           \
     do {                                                                                           \
-        type a_ = (type)(a), b_ = (type)(b);                                                       \
+        type a_ = (type)(a);                                                                       \
+        type b_ = (type)(b);                                                                       \
         if (!(a_ op b_))                                                                           \
             TEST_FAIL_("ASSERT(%s %s %s) failed: " fmt " vs " fmt, #a, #op, #b, a_, b_);           \
     } while (0)
 
-#define ASSERT_EQ(a, b) ASSERT_CMP_(a, ==, b, "%" PRIdMAX, intmax_t)
-#define ASSERT_NE(a, b) ASSERT_CMP_(a, !=, b, "%" PRIdMAX, intmax_t)
-#define ASSERT_LT(a, b) ASSERT_CMP_(a, <, b, "%" PRIdMAX, intmax_t)
-#define ASSERT_LE(a, b) ASSERT_CMP_(a, <=, b, "%" PRIdMAX, intmax_t)
-#define ASSERT_GT(a, b) ASSERT_CMP_(a, >, b, "%" PRIdMAX, intmax_t)
-#define ASSERT_GE(a, b) ASSERT_CMP_(a, >=, b, "%" PRIdMAX, intmax_t)
-#define ASSERT_UEQ(a, b) ASSERT_CMP_(a, ==, b, "%" PRIuMAX, uintmax_t)
+#define ASSERT_EQ(a, b)     ASSERT_CMP_(a, ==, b, "%" PRIdMAX, intmax_t)
+#define ASSERT_NE(a, b)     ASSERT_CMP_(a, !=, b, "%" PRIdMAX, intmax_t)
+#define ASSERT_LT(a, b)     ASSERT_CMP_(a, <, b, "%" PRIdMAX, intmax_t)
+#define ASSERT_LE(a, b)     ASSERT_CMP_(a, <=, b, "%" PRIdMAX, intmax_t)
+#define ASSERT_GT(a, b)     ASSERT_CMP_(a, >, b, "%" PRIdMAX, intmax_t)
+#define ASSERT_GE(a, b)     ASSERT_CMP_(a, >=, b, "%" PRIdMAX, intmax_t)
+#define ASSERT_UEQ(a, b)    ASSERT_CMP_(a, ==, b, "%" PRIuMAX, uintmax_t)
 #define ASSERT_PTR_EQ(a, b) ASSERT_CMP_(a, ==, b, "%p", const void *)
 #define ASSERT_PTR_NE(a, b) ASSERT_CMP_(a, !=, b, "%p", const void *)
 #define ASSERT_STR_EQ(a, b)                                                                        \
@@ -78,7 +80,7 @@ static int test_failed_now;
     } while (0)
 
 /* Errno-style results: print the names too. */
-#define ASSERT_OK(expr) ASSERT_EQ((expr), 0)
+#define ASSERT_OK(expr)       ASSERT_EQ((expr), 0)
 #define ASSERT_ERR(expr, err) ASSERT_EQ((expr), (err))
 
 /* Marks the case failed without leaving it (for use in helper threads). */

@@ -1,0 +1,716 @@
+/*
+ * pool: the worker pool's lifecycle, submit, wait and shutdown.
+ *
+ * Design
+ *   Tasks are {fn, arg} pairs in one bounded MPMC ring (ring.h), allocated
+ *   with the pool. Submitting claims ring positions with one CAS; a worker
+ *   claims a run of tasks with one CAS (1 at first, up to WP__CLAIM_MAX
+ *   while tasks stay short, so a long task never holds many others back).
+ *   Nothing on the per-task path allocates, locks or enters the kernel
+ *   while the workers are busy.
+ *
+ * Sleeping (park.h)
+ *   work_ev   idle or paused workers. A submitter wakes one only when one
+ *             sleeps; a woken worker that leaves tasks behind wakes the next.
+ *   room_ev   submitters waiting for room in a full ring; a worker wakes one
+ *             as it frees a slot.
+ *   idle_ev   wp_wait callers; woken when the pool becomes quiescent.
+ *   Idle workers spin for WP__SPIN_NS, then sleep: an idle pool costs no CPU.
+ *
+ * Counting (what wp_wait and wp_pool_stats read)
+ *   submitted = ring positions claimed (ring.enq)  + inline_started
+ *   completed = sum of worker.completed            + inline_done
+ *   The pool is quiescent when completed + discarded == submitted. Each
+ *   worker counts on its own cache line; inline (caller-runs) tasks and
+ *   discards use pool-wide counters, off the hot path. A task is counted
+ *   submitted before it can complete, so reading the completions first and
+ *   the submissions second can only err towards "not yet".
+ *
+ * Shutdown
+ *   wp_pool_shutdown moves `state` from RUNNING to DRAINING or DISCARDING
+ *   (one CAS: a second call sees EPIPE), closes the ring (every later
+ *   submit: EPIPE; submitters asleep on a full ring wake and see it), wakes
+ *   everyone and joins the workers. DRAINING workers run the ring dry;
+ *   DISCARDING workers stop before their next task and leave the tasks they
+ *   had claimed in their slots; the shutting-down thread then hands those and
+ *   everything still queued to on_discard, one at a time. A pause ends at
+ *   shutdown.
+ *
+ * Thread-local state says which pool's task (or worker) the thread is in:
+ * that is how a task submitting into its own full pool runs the new task
+ * itself instead of waiting for room only the workers can make, and how
+ * wp_wait and wp_pool_shutdown detect EDEADLK.
+ */
+#include "cpu.h"
+#include "park.h"
+#include "pool.h"
+#include "ring.h"
+#include "wpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WP__DEFAULT_CAPACITY 1024u
+#define WP__CLAIM_MAX        16u    /* most tasks a worker claims with one CAS */
+#define WP__SHORT_TASK_NS    20000u /* runs of tasks shorter than this grow the claim */
+#define WP__SPIN_NS          20000u /* idle workers spin this long before sleeping */
+#define WP__ROOM_SPIN        64u    /* submitters poll a full ring this often first */
+
+enum { RUNNING, DRAINING, DISCARDING, STOPPED };
+
+typedef struct wp__worker {
+    alignas(WP__CACHE_LINE) _Atomic uint64_t completed; /* written only by this worker */
+    _Atomic unsigned active;                            /* written only by this worker */
+    /* Private to the worker thread. */
+    uint64_t done;  /* its own copy of completed */
+    unsigned depth; /* tasks running on this thread (help-while-waiting nests) */
+    unsigned claim; /* tasks to claim next time */
+    /* Written by the worker before it exits, read by shutdown after join. */
+    uint64_t left_first, left_n; /* claimed, not started (WP_DISCARD) */
+    /* Read-only after create. */
+    wp_pool *pool;
+    unsigned id;
+    pthread_t thread;
+} wp__worker;
+
+struct wp_pool {
+    wp__ring ring;
+    /* Read-only after create. */
+    alignas(WP__CACHE_LINE) wp__worker *workers;
+    unsigned nworkers;
+    int policy;
+    wp_config cfg;
+    char name[16];
+    /* Written rarely: by pause/resume and shutdown. */
+    alignas(WP__CACHE_LINE) _Atomic int state; /* RUNNING, DRAINING, DISCARDING, STOPPED */
+    _Atomic int paused;
+    wp__event work_ev, room_ev, idle_ev; /* each on its own cache line */
+    /* Off the hot path: caller-runs tasks, rejections, discards. */
+    alignas(WP__CACHE_LINE) _Atomic uint64_t inline_started;
+    _Atomic uint64_t inline_done;
+    _Atomic uint64_t rejected;
+    _Atomic uint64_t discarded;
+};
+
+/* The pool whose task (or worker) this thread runs, and its worker id. */
+static _Thread_local wp_pool *tls_pool;
+static _Thread_local int tls_id = -1;
+
+wp_pool *wp__current_pool(void)
+{
+    return tls_pool;
+}
+
+int wp_worker_id(void)
+{
+    return tls_id;
+}
+
+void wp_config_init(wp_config *cfg)
+{
+    if (!cfg) return;
+    memset(cfg, 0, sizeof *cfg);
+    cfg->full_policy = WP_FULL_BLOCK;
+}
+
+unsigned wp_pool_workers(const wp_pool *p)
+{
+    return p ? p->nworkers : 0;
+}
+
+static int state_of(wp_pool *p)
+{
+    /* acquire: a thread that sees the pool stopped sees what shutdown did. */
+    return atomic_load_explicit(&p->state, memory_order_acquire);
+}
+
+/* ------------------------------------------------------------ counting -- */
+
+static uint64_t completed_sum(wp_pool *p)
+{
+    uint64_t c = 0;
+    /* acquire: pairs with the release in count_done; the tasks' effects are
+       visible to a wp_wait that returns. */
+    for (unsigned i = 0; i < p->nworkers; i++)
+        c += atomic_load_explicit(&p->workers[i].completed, memory_order_acquire);
+    return c + atomic_load_explicit(&p->inline_done, memory_order_acquire);
+}
+
+static bool quiescent(wp_pool *p)
+{
+    /* Completions first, submissions second: see the top of the file. */
+    uint64_t c = completed_sum(p) + atomic_load_explicit(&p->discarded, memory_order_acquire);
+    uint64_t s = wp__ring_produced(&p->ring) +
+                 atomic_load_explicit(&p->inline_started, memory_order_acquire);
+    return c == s;
+}
+
+/* Called after a thread finished tasks: wakes wp_wait callers if the pool
+   is now quiescent. The caller has issued a seq_cst fence after its last
+   completion count (park.h's protocol, with idle_ev). */
+static void idle_notify(wp_pool *p)
+{
+    if (wp__event_has_waiters(&p->idle_ev) && quiescent(p)) wp__event_wake_all(&p->idle_ev);
+}
+
+/* After a task was queued: wake a worker if one sleeps. seq_cst load: pairs
+   with the seq_cst fence in a sleeping worker's wp__event_prepare; the
+   claim in wp__ring_push was a seq_cst CAS. */
+static void workers_notify(wp_pool *p)
+{
+    if (atomic_load_explicit(&p->work_ev.waiters, memory_order_seq_cst))
+        wp__event_wake_one(&p->work_ev);
+}
+
+/* ------------------------------------------------------------- running -- */
+
+/* Runs fn(arg) on the calling thread as a task of p (caller-runs, or a task
+   submitting into its own full pool). */
+static void run_inline(wp_pool *p, wp_task_fn fn, void *arg)
+{
+    wp_pool *saved_pool = tls_pool;
+    int saved_id = tls_id;
+    /* relaxed: a wp_wait racing with this submit may or may not wait for it,
+       as with any submit that has not returned yet. */
+    atomic_fetch_add_explicit(&p->inline_started, 1, memory_order_relaxed);
+    tls_pool = p;
+    tls_id = saved_pool == p ? saved_id : -1; /* a worker of p keeps its id */
+    fn(arg);
+    tls_pool = saved_pool;
+    tls_id = saved_id;
+    /* release: the task's effects before the count (acquire in completed_sum). */
+    atomic_fetch_add_explicit(&p->inline_done, 1, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst); /* idle_ev protocol */
+    idle_notify(p);
+}
+
+static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
+{
+    if (p->cfg.on_discard) p->cfg.on_discard(fn, arg, p->cfg.user);
+    /* release: counted after on_discard ran (acquire in quiescent). */
+    atomic_fetch_add_explicit(&p->discarded, 1, memory_order_release);
+}
+
+static void worker_park(wp_pool *p);
+
+/*
+ * Runs the n tasks claimed from position first, one by one. Before each:
+ * waits while paused; stops if the pool is being discarded (returns false,
+ * leaving the rest in their slots for shutdown). `top` is false for a nested
+ * run (help while waiting), which claims one task and always runs it.
+ */
+static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
+{
+    wp_pool *p = w->pool;
+    for (uint64_t i = 0; i < n; i++) {
+        if (top) {
+            /* relaxed: a pause issued before the task was submitted is seen,
+               since we acquired the task's publication, which came after. */
+            while (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING)
+                worker_park(p);
+            if (state_of(p) == DISCARDING) {
+                w->left_first = first + i;
+                w->left_n = n - i;
+                return false;
+            }
+        }
+        wp_task_fn fn;
+        void *arg;
+        wp__ring_take(&p->ring, first + i, &fn, &arg);
+        /* A slot came free. relaxed hint only: the fenced check after the
+           run catches a submitter that registered just now. */
+        if (wp__event_has_waiters(&p->room_ev)) wp__event_wake_one(&p->room_ev);
+        /* relaxed: active is a statistic. */
+        atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+        w->depth++;
+        fn(arg);
+        w->depth--;
+        atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
+        /* release: the task's effects before its count; pairs with the
+           acquire in completed_sum. */
+        atomic_store_explicit(&w->completed, ++w->done, memory_order_release);
+    }
+    /* seq_cst fence: the completions and slot releases above come before
+       the checks of room_ev and idle_ev waiters (park.h's protocol). */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (wp__event_has_waiters(&p->room_ev)) wp__event_wake_one(&p->room_ev);
+    idle_notify(p);
+    return true;
+}
+
+/* Sleeps until there may be work, the pause ended, or shutdown began. */
+static void worker_park(wp_pool *p)
+{
+    uint32_t key = wp__event_prepare(&p->work_ev);
+    bool sleep =
+        state_of(p) == RUNNING &&
+        (atomic_load_explicit(&p->paused, memory_order_seq_cst) || !wp__ring_maybe_ready(&p->ring));
+    if (sleep)
+        wp__event_wait(&p->work_ev, key, WP__NO_DEADLINE);
+    else
+        wp__event_cancel(&p->work_ev);
+}
+
+/* Spins up to WP__SPIN_NS for a task; true if one (or a state change) came. */
+static bool worker_spin(wp_pool *p)
+{
+    uint64_t deadline = 0;
+    for (unsigned i = 0;; i++) {
+        if (wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring)) return true;
+        if ((i & 63) == 0) {
+            uint64_t now = wp__now_ns();
+            if (deadline == 0)
+                deadline = now + WP__SPIN_NS;
+            else if (now >= deadline)
+                return false;
+        }
+        wp__cpu_relax();
+    }
+}
+
+static void worker_name(const wp_pool *p, unsigned id, char out[16])
+{
+    char suffix[16];
+    int sl = snprintf(suffix, sizeof suffix, "-%u", id);
+    size_t keep = strlen(p->name);
+    if (keep > 15 - (size_t)sl) keep = 15 - (size_t)sl;
+    memcpy(out, p->name, keep);
+    memcpy(out + keep, suffix, (size_t)sl + 1);
+}
+
+static void *worker_main(void *arg)
+{
+    wp__worker *w = arg;
+    wp_pool *p = w->pool;
+    char name[16];
+    worker_name(p, w->id, name);
+    pthread_setname_np(pthread_self(), name);
+    tls_pool = p;
+    tls_id = (int)w->id;
+    if (p->cfg.worker_start) p->cfg.worker_start(w->id, p->cfg.user);
+
+    for (;;) {
+        int st = state_of(p);
+        /* relaxed: see run_claimed. */
+        if (st == RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed)) {
+            worker_park(p);
+            continue;
+        }
+        if (st == DISCARDING) break;
+        uint64_t first;
+        bool more;
+        uint64_t n = wp__ring_claim(&p->ring, w->claim, &first, &more);
+        if (n > 0) {
+            if (more) workers_notify(p); /* pass the wake on */
+            uint64_t t0 = wp__now_ns();
+            if (!run_claimed(w, first, n, true)) break;
+            /* Grow the claim while tasks are short; back to one after a long one. */
+            uint64_t dt = wp__now_ns() - t0;
+            if (dt < (uint64_t)WP__SHORT_TASK_NS * n / 4)
+                w->claim = w->claim * 2 > WP__CLAIM_MAX ? WP__CLAIM_MAX : w->claim * 2;
+            else if (dt > (uint64_t)WP__SHORT_TASK_NS * n)
+                w->claim = 1;
+            continue;
+        }
+        if (wp__ring_closed(&p->ring)) {
+            /* Draining: done once every claimed position was consumed; a
+               producer that claimed before the close is still publishing. */
+            if (wp__ring_consumed(&p->ring) == wp__ring_produced(&p->ring)) break;
+            sched_yield();
+            continue;
+        }
+        if (!worker_spin(p)) worker_park(p);
+    }
+
+    if (p->cfg.worker_stop) p->cfg.worker_stop(w->id, p->cfg.user);
+    return NULL;
+}
+
+bool wp__pool_run_one(wp_pool *p)
+{
+    if (tls_pool != p || tls_id < 0 || state_of(p) == DISCARDING) return false;
+    uint64_t first;
+    bool more;
+    if (wp__ring_claim(&p->ring, 1, &first, &more) == 0) return false;
+    run_claimed(&p->workers[tls_id], first, 1, false);
+    return true;
+}
+
+/* ------------------------------------------------------------- submit -- */
+
+/* Waits for room in the ring until the absolute deadline.
+   0: there may be room now (or the ring closed); ETIMEDOUT. */
+static int room_wait(wp_pool *p, uint64_t deadline)
+{
+    for (unsigned i = 0; i < WP__ROOM_SPIN; i++) {
+        if (wp__ring_has_room(&p->ring)) return 0;
+        wp__cpu_relax();
+    }
+    uint32_t key = wp__event_prepare(&p->room_ev);
+    if (wp__ring_has_room(&p->ring)) {
+        wp__event_cancel(&p->room_ev);
+        return 0;
+    }
+    if (wp__event_wait(&p->room_ev, key, deadline) == ETIMEDOUT) {
+        /* We may have been the one woken for a free slot: pass it on. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (wp__ring_has_room(&p->ring)) wp__event_wake_one(&p->room_ev);
+        return ETIMEDOUT;
+    }
+    return 0;
+}
+
+enum { FULL_WAIT, FULL_FAIL, FULL_INLINE };
+
+/*
+ * Queues fn(args[i]) (args NULL: fn(arg), n = 1). When the ring is full:
+ * FULL_WAIT waits for room until the deadline, FULL_INLINE runs the task on
+ * the caller, FULL_FAIL stops. A task of p never waits for room (it runs the
+ * task itself). Returns 0, EPIPE, EAGAIN (FULL_FAIL) or ETIMEDOUT; *done
+ * says how many were queued or run.
+ */
+static int submit(wp_pool *p, wp_task_fn fn, void *const *args, void *arg, size_t n, int on_full,
+                  uint64_t deadline, size_t *done)
+{
+    size_t i = 0;
+    bool waited = false;
+    int rc = 0;
+    if (on_full == FULL_WAIT && tls_pool == p && deadline == WP__NO_DEADLINE) on_full = FULL_INLINE;
+    while (i < n) {
+        long got = wp__ring_push(&p->ring, fn, args ? args + i : NULL, arg, n - i);
+        if (got > 0) {
+            i += (size_t)got;
+            workers_notify(p);
+            continue;
+        }
+        if (got < 0) {
+            rc = EPIPE;
+            break;
+        }
+        if (on_full == FULL_INLINE) {
+            if (state_of(p) != RUNNING) {
+                rc = EPIPE;
+                break;
+            }
+            run_inline(p, fn, args ? args[i] : arg);
+            i++;
+            continue;
+        }
+        if (on_full == FULL_FAIL) {
+            rc = EAGAIN;
+            break;
+        }
+        waited = true;
+        rc = room_wait(p, deadline);
+        if (rc) break;
+    }
+    /* A submitter woken for room that left room behind passes the wake on. */
+    if (waited && rc == 0) {
+        atomic_thread_fence(memory_order_seq_cst);
+        if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring))
+            wp__event_wake_one(&p->room_ev);
+    }
+    *done = i;
+    return rc;
+}
+
+static void count_rejected(wp_pool *p)
+{
+    /* relaxed: a statistic. */
+    atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+}
+
+int wp_submit(wp_pool *p, wp_task_fn fn, void *arg)
+{
+    if (!p || !fn) return EINVAL;
+    /* The fast path: room in the ring. */
+    if (wp__ring_push(&p->ring, fn, NULL, arg, 1) == 1) {
+        workers_notify(p);
+        return 0;
+    }
+    static const int on_full[] = {[WP_FULL_BLOCK] = FULL_WAIT,
+                                  [WP_FULL_REJECT] = FULL_FAIL,
+                                  [WP_FULL_CALLER_RUNS] = FULL_INLINE};
+    size_t done;
+    int rc = submit(p, fn, NULL, arg, 1, on_full[p->policy], WP__NO_DEADLINE, &done);
+    if (rc == EAGAIN) count_rejected(p);
+    return rc;
+}
+
+int wp_try_submit(wp_pool *p, wp_task_fn fn, void *arg)
+{
+    if (!p || !fn) return EINVAL;
+    size_t done;
+    int rc = submit(p, fn, NULL, arg, 1, FULL_FAIL, WP__NO_DEADLINE, &done);
+    if (rc == EAGAIN) count_rejected(p);
+    return rc;
+}
+
+int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t timeout_ns)
+{
+    if (!p || !fn) return EINVAL;
+    size_t done;
+    int rc;
+    if (timeout_ns == 0) {
+        rc = submit(p, fn, NULL, arg, 1, FULL_FAIL, WP__NO_DEADLINE, &done);
+        if (rc == EAGAIN) rc = ETIMEDOUT;
+    } else {
+        uint64_t deadline = wp__deadline(timeout_ns);
+        /* WP_FOREVER from a task of p: waiting could deadlock, so it runs
+           the task inline like wp_submit does. */
+        rc = submit(p, fn, NULL, arg, 1, FULL_WAIT, deadline, &done);
+    }
+    if (rc == ETIMEDOUT) count_rejected(p);
+    return rc;
+}
+
+int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n)
+{
+    if (!p || !fn || (n > 0 && !args)) return EINVAL;
+    if (n == 0) return state_of(p) == RUNNING ? 0 : EPIPE;
+    size_t done;
+    return submit(p, fn, args, NULL, n, p->policy == WP_FULL_CALLER_RUNS ? FULL_INLINE : FULL_WAIT,
+                  WP__NO_DEADLINE, &done);
+}
+
+/* --------------------------------------------------------------- wait -- */
+
+int wp_wait(wp_pool *p)
+{
+    if (!p) return EINVAL;
+    if (tls_pool == p) return EDEADLK;
+    for (;;) {
+        if (state_of(p) != RUNNING || quiescent(p)) return 0;
+        uint32_t key = wp__event_prepare(&p->idle_ev);
+        if (state_of(p) != RUNNING || quiescent(p)) {
+            wp__event_cancel(&p->idle_ev);
+            return 0;
+        }
+        wp__event_wait(&p->idle_ev, key, WP__NO_DEADLINE);
+    }
+}
+
+void wp_pool_pause(wp_pool *p)
+{
+    if (!p) return;
+    /* seq_cst: ordered before the tasks the caller submits next, which the
+       workers acquire before they look at `paused`. */
+    atomic_store_explicit(&p->paused, 1, memory_order_seq_cst);
+}
+
+void wp_pool_resume(wp_pool *p)
+{
+    if (!p) return;
+    atomic_store_explicit(&p->paused, 0, memory_order_seq_cst);
+    /* seq_cst store, then wake: pairs with the seq_cst load of paused in
+       worker_park after its registration. */
+    wp__event_wake_all(&p->work_ev);
+}
+
+/* ----------------------------------------------------------- shutdown -- */
+
+/* Closes the ring, wakes everybody and joins the first n workers. */
+static void stop_workers(wp_pool *p, unsigned n)
+{
+    wp__ring_close(&p->ring);
+    atomic_thread_fence(memory_order_seq_cst);
+    wp__event_wake_all(&p->work_ev);
+    wp__event_wake_all(&p->room_ev);
+    wp__event_wake_all(&p->idle_ev);
+    for (unsigned i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL);
+}
+
+/* After the workers stopped: hands every task not started to on_discard. */
+static void discard_rest(wp_pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        wp__worker *w = &p->workers[i];
+        for (uint64_t k = 0; k < w->left_n; k++) {
+            wp_task_fn fn;
+            void *arg;
+            wp__ring_take(&p->ring, w->left_first + k, &fn, &arg);
+            discard_task(p, fn, arg);
+        }
+        w->left_n = 0;
+    }
+    uint64_t end = wp__ring_produced(&p->ring);
+    while (wp__ring_consumed(&p->ring) < end) {
+        uint64_t first;
+        bool more;
+        uint64_t n = wp__ring_claim(&p->ring, WP__CLAIM_MAX, &first, &more);
+        if (n == 0) {
+            sched_yield(); /* a producer that claimed before the close is publishing */
+            continue;
+        }
+        for (uint64_t k = 0; k < n; k++) {
+            wp_task_fn fn;
+            void *arg;
+            wp__ring_take(&p->ring, first + k, &fn, &arg);
+            discard_task(p, fn, arg);
+        }
+    }
+}
+
+int wp_pool_shutdown(wp_pool *p, int how)
+{
+    if (!p || (how != WP_DRAIN && how != WP_DISCARD)) return EINVAL;
+    if (tls_pool == p) return EDEADLK;
+    int expected = RUNNING;
+    /* seq_cst: the new state is visible before the ring closes. */
+    if (!atomic_compare_exchange_strong_explicit(&p->state, &expected,
+                                                 how == WP_DRAIN ? DRAINING : DISCARDING,
+                                                 memory_order_seq_cst, memory_order_relaxed))
+        return EPIPE;
+    atomic_store_explicit(&p->paused, 0, memory_order_seq_cst); /* shutdown ends a pause */
+    stop_workers(p, p->nworkers);
+    if (how == WP_DISCARD) discard_rest(p);
+    /* release: what shutdown did is visible to whoever sees STOPPED. */
+    atomic_store_explicit(&p->state, STOPPED, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    wp__event_wake_all(&p->idle_ev);
+    return 0;
+}
+
+/* ------------------------------------------------------ create/destroy -- */
+
+static void pool_free(wp_pool *p)
+{
+    wp__ring_free(&p->ring);
+    free(p->workers);
+    free(p);
+}
+
+int wp_pool_create(wp_pool **out, const wp_config *cfg)
+{
+    if (!out) return EINVAL;
+    wp_config defaults;
+    if (!cfg) {
+        wp_config_init(&defaults);
+        cfg = &defaults;
+    }
+    if (cfg->full_policy != WP_FULL_BLOCK && cfg->full_policy != WP_FULL_REJECT &&
+        cfg->full_policy != WP_FULL_CALLER_RUNS)
+        return EINVAL;
+    unsigned nworkers = cfg->workers;
+    if (nworkers == 0) nworkers = wp__env_workers();
+    if (nworkers == 0) nworkers = wp_cpu_count();
+    if (nworkers > WP_MAX_WORKERS) return EINVAL;
+    uint64_t cap = cfg->queue_capacity ? cfg->queue_capacity : WP__DEFAULT_CAPACITY;
+    if (cap > WP__RING_MAX_CAP) return EINVAL;
+
+    pthread_attr_t attr;
+    int rc = pthread_attr_init(&attr);
+    if (rc) return rc;
+    if (cfg->stack_size && pthread_attr_setstacksize(&attr, cfg->stack_size) != 0) {
+        pthread_attr_destroy(&attr);
+        return EINVAL;
+    }
+
+    wp_pool *p = NULL;
+    void *mem = NULL;
+    if (posix_memalign(&mem, WP__CACHE_LINE, sizeof *p) != 0) {
+        pthread_attr_destroy(&attr);
+        return ENOMEM;
+    }
+    p = mem;
+    memset(p, 0, sizeof *p);
+    if ((rc = wp__ring_init(&p->ring, cap)) != 0) {
+        free(p);
+        pthread_attr_destroy(&attr);
+        return rc;
+    }
+    mem = NULL;
+    if (posix_memalign(&mem, WP__CACHE_LINE, sizeof(wp__worker) * nworkers) != 0) {
+        pool_free(p);
+        pthread_attr_destroy(&attr);
+        return ENOMEM;
+    }
+    p->workers = mem;
+    memset(p->workers, 0, sizeof(wp__worker) * nworkers);
+    p->nworkers = nworkers;
+    p->policy = cfg->full_policy;
+    p->cfg = *cfg;
+    snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "wpool");
+    p->cfg.name = p->name;
+    atomic_init(&p->state, RUNNING);
+    atomic_init(&p->paused, 0);
+    wp__event_init(&p->work_ev);
+    wp__event_init(&p->room_ev);
+    wp__event_init(&p->idle_ev);
+    atomic_init(&p->inline_started, 0);
+    atomic_init(&p->inline_done, 0);
+    atomic_init(&p->rejected, 0);
+    atomic_init(&p->discarded, 0);
+    for (unsigned i = 0; i < nworkers; i++) {
+        wp__worker *w = &p->workers[i];
+        atomic_init(&w->completed, 0);
+        atomic_init(&w->active, 0);
+        w->claim = 1;
+        w->pool = p;
+        w->id = i;
+    }
+
+    /* Workers start with every signal blocked: signals go to the
+       application's own threads. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    unsigned started = 0;
+    for (; started < nworkers; started++) {
+        rc = pthread_create(&p->workers[started].thread, &attr, worker_main, &p->workers[started]);
+        if (rc) break;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc) {
+        atomic_store_explicit(&p->state, DRAINING, memory_order_seq_cst);
+        stop_workers(p, started);
+        pool_free(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+void wp_pool_destroy(wp_pool *p)
+{
+    if (!p) return;
+    if (state_of(p) == RUNNING) wp_pool_shutdown(p, WP_DRAIN);
+    pool_free(p);
+}
+
+/* -------------------------------------------------------------- stats -- */
+
+void wp_pool_stats(wp_pool *p, wp_stats *out)
+{
+    if (!p || !out) return;
+    memset(out, 0, sizeof *out);
+    unsigned active = 0;
+    uint64_t worker_done = 0;
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        /* relaxed: statistics. */
+        active += atomic_load_explicit(&p->workers[i].active, memory_order_relaxed);
+        worker_done += atomic_load_explicit(&p->workers[i].completed, memory_order_acquire);
+    }
+    uint64_t inline_done = atomic_load_explicit(&p->inline_done, memory_order_acquire);
+    uint64_t discarded = atomic_load_explicit(&p->discarded, memory_order_acquire);
+    uint64_t produced = wp__ring_produced(&p->ring);
+    uint64_t gone = worker_done + active + discarded;
+    out->workers = p->nworkers;
+    out->active = active;
+    out->capacity = (size_t)p->ring.cap;
+    out->queued = produced > gone ? (size_t)(produced - gone) : 0;
+    if (out->queued > out->capacity) out->queued = out->capacity;
+    out->submitted = produced + atomic_load_explicit(&p->inline_started, memory_order_acquire);
+    out->completed = worker_done + inline_done;
+    out->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
+    out->discarded = discarded;
+}

@@ -1,0 +1,232 @@
+/*
+ * ring: the pool's bounded MPMC task queue (internal).
+ *
+ * Dmitry Vyukov's bounded queue: cap slots, each with a sequence number that
+ * says whose turn it is. Positions grow without wrapping (64 bits); slot
+ * i holds positions i, i + cap, i + 2 cap, ...
+ *
+ *   slot(pos).seq == 2 pos        free for the producer of position pos
+ *   slot(pos).seq == 2 pos + 1    holds the task of position pos (published)
+ *   otherwise                     another lap is using it (full / empty)
+ *
+ * (Doubling keeps "published for pos" and "free for pos + cap" apart even
+ * when cap is 1, where Vyukov's original pos / pos + 1 would collide.)
+ *
+ * Producers claim positions with a CAS on `enq`, write {fn, arg}, then
+ * publish with a release store of seq. Consumers claim positions with a CAS
+ * on `deq` and, when they start the task, read {fn, arg} and release the
+ * slot (seq = 2 (pos + cap)). Both sides claim several consecutive positions per
+ * CAS when they can (a batch submit; a worker taking a run of tasks).
+ *
+ * A claimed task keeps its slot until it starts, so at no moment do more
+ * than cap tasks wait that have not started: the bound is exact.
+ *
+ * Closing sets WP__RING_CLOSED in `enq` with one fetch_or: from then on no
+ * producer can claim, and enq (without the bit) is the final count. A
+ * producer that claimed before the close publishes its slot soon after;
+ * consumers wait for it (it never blocks between claim and publish).
+ *
+ * `enq` and `deq` live on their own cache lines; the slot array and its
+ * size on a third, read-only after init.
+ */
+#ifndef WP_RING_H
+#define WP_RING_H
+
+#include "park.h"
+#include "wpool.h"
+
+#include <errno.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#define WP__RING_CLOSED (UINT64_C(1) << 63) /* positions stay below 2^62 */
+
+typedef struct wp__slot {
+    _Atomic uint64_t seq; /* turn, see above */
+    wp_task_fn fn;        /* written by the claiming producer, read by the claiming consumer */
+    void *arg;
+    uint64_t pad_; /* 32 bytes: two slots per cache line, never straddling */
+} wp__slot;
+
+typedef struct wp__ring {
+    alignas(WP__CACHE_LINE) _Atomic uint64_t enq; /* next position to produce | CLOSED */
+    alignas(WP__CACHE_LINE) _Atomic uint64_t deq; /* next position to consume */
+    alignas(WP__CACHE_LINE) wp__slot *slots;      /* read-only after init */
+    uint64_t cap;
+    uint64_t mask; /* cap - 1 when cap is a power of two, else 0 (use %) */
+} wp__ring;
+
+/* Largest capacity accepted (the slot array's size must fit a size_t). */
+#define WP__RING_MAX_CAP                                                                           \
+    ((SIZE_MAX / sizeof(wp__slot)) < (UINT64_C(1) << 40) ? (SIZE_MAX / sizeof(wp__slot))           \
+                                                         : (UINT64_C(1) << 40))
+
+static inline wp__slot *wp__ring_slot(const wp__ring *r, uint64_t pos)
+{
+    return &r->slots[r->mask ? (pos & r->mask) : (pos % r->cap)];
+}
+
+/* 0, EINVAL (cap 0 or too large) or ENOMEM. */
+static inline int wp__ring_init(wp__ring *r, uint64_t cap)
+{
+    if (cap == 0 || cap > WP__RING_MAX_CAP) return EINVAL;
+    void *mem = NULL;
+    if (posix_memalign(&mem, WP__CACHE_LINE, (size_t)cap * sizeof(wp__slot)) != 0) return ENOMEM;
+    r->slots = mem;
+    r->cap = cap;
+    r->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
+    for (uint64_t i = 0; i < cap; i++) {
+        atomic_init(&r->slots[i].seq, 2 * i);
+        r->slots[i].fn = NULL;
+        r->slots[i].arg = NULL;
+        r->slots[i].pad_ = 0;
+    }
+    atomic_init(&r->enq, 0);
+    atomic_init(&r->deq, 0);
+    return 0;
+}
+
+static inline void wp__ring_free(wp__ring *r)
+{
+    free(r->slots);
+    r->slots = NULL;
+}
+
+/*
+ * Claims up to n free consecutive positions and fills them with fn(args[i])
+ * (args NULL: arg for all). Returns how many were pushed (0: full), or -1
+ * when closed. The claim is a seq_cst CAS: it pairs with the seq_cst
+ * fence in wp__event_prepare of a worker about to sleep (see park.h).
+ */
+static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, void *arg,
+                                 uint64_t n)
+{
+    /* relaxed: only a guess, the CAS validates it. */
+    uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
+    uint64_t got;
+    for (;;) {
+        if (pos & WP__RING_CLOSED) return -1;
+        got = 0;
+        /* acquire: the consumer's release of the slot (after it read the old
+           fn/arg) happens before we overwrite it. */
+        while (got < n && got < r->cap &&
+               atomic_load_explicit(&wp__ring_slot(r, pos + got)->seq, memory_order_acquire) ==
+                   2 * (pos + got))
+            got++;
+        if (got == 0) {
+            uint64_t now = atomic_load_explicit(&r->enq, memory_order_relaxed);
+            if (now == pos) return 0; /* the slot still holds last lap's task: full */
+            pos = now;
+            continue;
+        }
+        if (atomic_compare_exchange_weak_explicit(&r->enq, &pos, pos + got, memory_order_seq_cst,
+                                                  memory_order_relaxed))
+            break;
+    }
+    for (uint64_t i = 0; i < got; i++) {
+        wp__slot *s = wp__ring_slot(r, pos + i);
+        s->fn = fn;
+        s->arg = args ? args[i] : arg;
+        /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
+        atomic_store_explicit(&s->seq, 2 * (pos + i) + 1, memory_order_release);
+    }
+    return (long)got;
+}
+
+/*
+ * Claims up to max published consecutive positions; returns how many (0:
+ * empty, or the next task is still being published) and sets *first. The
+ * claimed tasks stay in their slots until wp__ring_take. *more is set when
+ * a published task follows the claimed run (someone else could take it).
+ */
+static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first, bool *more)
+{
+    uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
+    for (;;) {
+        uint64_t n = 0;
+        /* acquire: pairs with the producer's release of seq; fn/arg read in
+           wp__ring_take are sequenced after this load. */
+        while (n < max && atomic_load_explicit(&wp__ring_slot(r, pos + n)->seq,
+                                               memory_order_acquire) == 2 * (pos + n) + 1)
+            n++;
+        if (n == 0) {
+            uint64_t now = atomic_load_explicit(&r->deq, memory_order_relaxed);
+            if (now == pos) return 0;
+            pos = now;
+            continue;
+        }
+        /* relaxed: the CAS only makes the claim exclusive (deq never repeats,
+           so no ABA); visibility came from the acquire loads above. */
+        if (atomic_compare_exchange_weak_explicit(&r->deq, &pos, pos + n, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *first = pos;
+            *more = n == max && atomic_load_explicit(&wp__ring_slot(r, pos + n)->seq,
+                                                     memory_order_relaxed) == 2 * (pos + n) + 1;
+            return n;
+        }
+    }
+}
+
+/* Reads the claimed task at pos and frees its slot for the next lap. */
+static inline void wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
+{
+    wp__slot *s = wp__ring_slot(r, pos);
+    *fn = s->fn;
+    *arg = s->arg;
+    /* release: our reads of fn/arg happen before the producer of the next lap
+       overwrites them; pairs with the acquire in wp__ring_push. */
+    atomic_store_explicit(&s->seq, 2 * (pos + r->cap), memory_order_release);
+}
+
+/* Whether a task may be waiting (claimed by a producer, perhaps still being
+   published), or the ring is closed. seq_cst: the recheck of a worker about
+   to sleep, ordered after its registration (see park.h). */
+static inline bool wp__ring_maybe_ready(wp__ring *r)
+{
+    uint64_t e = atomic_load_explicit(&r->enq, memory_order_seq_cst);
+    return (e & WP__RING_CLOSED) || e != atomic_load_explicit(&r->deq, memory_order_seq_cst);
+}
+
+/* Cheap check for spinning: the next task is published. */
+static inline bool wp__ring_has_task(wp__ring *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
+    return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_relaxed) == 2 * pos + 1;
+}
+
+/* Whether a producer could claim a slot now (or the ring is closed). */
+static inline bool wp__ring_has_room(wp__ring *r)
+{
+    uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
+    if (pos & WP__RING_CLOSED) return true;
+    return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_acquire) == 2 * pos;
+}
+
+/* Closes the ring; returns the final number of positions ever claimed. */
+static inline uint64_t wp__ring_close(wp__ring *r)
+{
+    /* seq_cst: ordered before the wake-ups the closer issues next. */
+    return atomic_fetch_or_explicit(&r->enq, WP__RING_CLOSED, memory_order_seq_cst) &
+           ~WP__RING_CLOSED;
+}
+
+static inline bool wp__ring_closed(wp__ring *r)
+{
+    return atomic_load_explicit(&r->enq, memory_order_acquire) & WP__RING_CLOSED;
+}
+
+/* Positions claimed by producers so far. */
+static inline uint64_t wp__ring_produced(wp__ring *r)
+{
+    return atomic_load_explicit(&r->enq, memory_order_acquire) & ~WP__RING_CLOSED;
+}
+
+static inline uint64_t wp__ring_consumed(wp__ring *r)
+{
+    return atomic_load_explicit(&r->deq, memory_order_acquire);
+}
+
+#endif

@@ -1,0 +1,325 @@
+/*
+ * Stress: many producers, tiny queues, shutdown and pause racing with
+ * submits. Every task marks its own slot, so "exactly once" is checked task
+ * by task, and the stats must agree with the marks.
+ *
+ * Size: WPOOL_TEST_SCALE multiplies the task counts (soak by hand);
+ * WPOOL_TEST_SMALL=1 shrinks them (valgrind).
+ */
+#include "test.h"
+#include "wpool.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+static size_t scaled(size_t n)
+{
+    if (getenv("WPOOL_TEST_SMALL")) return n / 50 ? n / 50 : 1;
+    return n * test_scale();
+}
+
+static void mark(void *arg)
+{
+    atomic_fetch_add_explicit((atomic_uchar *)arg, 1, memory_order_relaxed);
+}
+
+enum { PRODUCERS = 4 };
+
+typedef struct run {
+    wp_pool *pool;
+    atomic_uchar *slots;
+    size_t per_producer;
+    int id;
+    int mode;         /* 0 submit, 1 try_submit retry, 2 submit_timeout, 3 batch */
+    size_t accepted;  /* tasks the pool took (the rest got EPIPE) */
+    size_t uncertain; /* a batch cut short by EPIPE: some of these may be in */
+    atomic_int *stop; /* set: stop producing */
+} run;
+
+static void *producer(void *arg)
+{
+    run *r = arg;
+    size_t base = (size_t)r->id * r->per_producer;
+    void *args[16];
+    for (size_t i = 0; i < r->per_producer;) {
+        if (r->stop && atomic_load(r->stop)) break;
+        int rc;
+        size_t took = 1;
+        switch (r->mode) {
+        case 1:
+            rc = wp_try_submit(r->pool, mark, &r->slots[base + i]);
+            if (rc == EAGAIN) continue;
+            break;
+        case 2:
+            rc = wp_submit_timeout(r->pool, mark, &r->slots[base + i], 100000);
+            if (rc == ETIMEDOUT) continue;
+            break;
+        case 3:
+            took = r->per_producer - i < 16 ? r->per_producer - i : 16;
+            for (size_t k = 0; k < took; k++) args[k] = &r->slots[base + i + k];
+            rc = wp_submit_batch(r->pool, mark, args, took);
+            break;
+        default:
+            rc = wp_submit(r->pool, mark, &r->slots[base + i]);
+        }
+        if (rc == EPIPE) {
+            if (r->mode == 3) r->uncertain = took;
+            break;
+        }
+        EXPECT(rc == 0);
+        if (rc) break;
+        i += took;
+        r->accepted = i;
+    }
+    return NULL;
+}
+
+TEST(producers_through_a_tiny_queue_every_task_once)
+{
+    size_t per = scaled(20000);
+    for (int mode = 0; mode < 4; mode++) {
+        for (size_t cap = 1; cap <= 4; cap += 3) {
+            atomic_uchar *slots = calloc(per * PRODUCERS, 1);
+            ASSERT(slots != NULL);
+            wp_config cfg;
+            wp_config_init(&cfg);
+            cfg.workers = 3;
+            cfg.queue_capacity = cap;
+            wp_pool *p;
+            ASSERT_OK(wp_pool_create(&p, &cfg));
+            run r[PRODUCERS];
+            pthread_t t[PRODUCERS];
+            for (int i = 0; i < PRODUCERS; i++) {
+                r[i] = (run){.pool = p, .slots = slots, .per_producer = per, .id = i, .mode = mode};
+                pthread_create(&t[i], NULL, producer, &r[i]);
+            }
+            for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+            ASSERT_OK(wp_wait(p));
+            size_t bad = 0;
+            for (size_t i = 0; i < per * PRODUCERS; i++) bad += slots[i] != 1;
+            ASSERT_EQ(bad, 0);
+            wp_stats st;
+            wp_pool_stats(p, &st);
+            ASSERT_UEQ(st.submitted, per * PRODUCERS);
+            ASSERT_UEQ(st.completed, per * PRODUCERS);
+            ASSERT_EQ(st.queued, 0);
+            wp_pool_destroy(p);
+            free(slots);
+        }
+    }
+}
+
+static void on_discard(wp_task_fn fn, void *arg, void *user)
+{
+    (void)fn;
+    atomic_fetch_add((atomic_size_t *)user, 1);
+    atomic_fetch_add_explicit((atomic_uchar *)arg, 2, memory_order_relaxed); /* 2: discarded */
+}
+
+TEST(shutdown_racing_with_producers_loses_nothing)
+{
+    size_t per = scaled(20000);
+    int rounds = getenv("WPOOL_TEST_SMALL") ? 4 : 24;
+    for (int round = 0; round < rounds; round++) {
+        int how = round % 2 ? WP_DISCARD : WP_DRAIN;
+        atomic_uchar *slots = calloc(per * PRODUCERS, 1);
+        ASSERT(slots != NULL);
+        atomic_size_t discarded = 0;
+        wp_config cfg;
+        wp_config_init(&cfg);
+        cfg.workers = 2;
+        cfg.queue_capacity = (size_t)(round % 3) * 7 + 1;
+        cfg.on_discard = on_discard;
+        cfg.user = &discarded;
+        wp_pool *p;
+        ASSERT_OK(wp_pool_create(&p, &cfg));
+        run r[PRODUCERS];
+        pthread_t t[PRODUCERS];
+        for (int i = 0; i < PRODUCERS; i++) {
+            r[i] = (run){
+                .pool = p, .slots = slots, .per_producer = per, .id = i, .mode = (round / 2) % 4};
+            pthread_create(&t[i], NULL, producer, &r[i]);
+        }
+        test_sleep_ms((unsigned)(round % 5));
+        ASSERT_OK(wp_pool_shutdown(p, how));
+        for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+        /* Each accepted task ran once (1) or was discarded once (2); the
+           rest were never accepted (0). */
+        size_t ran = 0, disc = 0, bad = 0;
+        for (int i = 0; i < PRODUCERS; i++) {
+            for (size_t k = 0; k < per; k++) {
+                unsigned char v = slots[(size_t)i * per + k];
+                if (k < r[i].accepted) {
+                    ran += v == 1;
+                    disc += v == 2;
+                    bad += v != 1 && v != 2;
+                } else if (k < r[i].accepted + r[i].uncertain) {
+                    ran += v == 1;
+                    disc += v == 2;
+                    bad += v > 2;
+                } else {
+                    bad += v != 0;
+                }
+            }
+        }
+        ASSERT_EQ(bad, 0);
+        if (how == WP_DRAIN) ASSERT_EQ(disc, 0);
+        ASSERT_EQ(disc, atomic_load(&discarded));
+        wp_stats st;
+        wp_pool_stats(p, &st);
+        ASSERT_UEQ(st.completed, ran);
+        ASSERT_UEQ(st.discarded, disc);
+        ASSERT_UEQ(st.submitted, st.completed + st.discarded);
+        ASSERT_EQ(st.queued, 0);
+        ASSERT_EQ(st.active, 0);
+        wp_pool_destroy(p);
+        free(slots);
+    }
+}
+
+typedef struct toggler {
+    wp_pool *pool;
+    atomic_int stop;
+} toggler;
+
+static void *pause_toggler(void *arg)
+{
+    toggler *tg = arg;
+    while (!atomic_load(&tg->stop)) {
+        wp_pool_pause(tg->pool);
+        test_sleep_ms(1);
+        wp_pool_resume(tg->pool);
+        sched_yield();
+    }
+    wp_pool_resume(tg->pool);
+    return NULL;
+}
+
+TEST(pause_resume_under_load)
+{
+    size_t per = scaled(20000);
+    atomic_uchar *slots = calloc(per * PRODUCERS, 1);
+    ASSERT(slots != NULL);
+    wp_config cfg;
+    wp_config_init(&cfg);
+    cfg.workers = 3;
+    cfg.queue_capacity = 16;
+    wp_pool *p;
+    ASSERT_OK(wp_pool_create(&p, &cfg));
+    toggler tg = {.pool = p};
+    pthread_t tt;
+    pthread_create(&tt, NULL, pause_toggler, &tg);
+    run r[PRODUCERS];
+    pthread_t t[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        r[i] = (run){.pool = p, .slots = slots, .per_producer = per, .id = i, .mode = i % 4};
+        pthread_create(&t[i], NULL, producer, &r[i]);
+    }
+    for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+    atomic_store(&tg.stop, 1);
+    pthread_join(tt, NULL);
+    ASSERT_OK(wp_wait(p));
+    size_t bad = 0;
+    for (size_t i = 0; i < per * PRODUCERS; i++) bad += slots[i] != 1;
+    ASSERT_EQ(bad, 0);
+    wp_stats st;
+    wp_pool_stats(p, &st);
+    ASSERT_UEQ(st.completed, per * PRODUCERS);
+    wp_pool_destroy(p);
+    free(slots);
+}
+
+typedef struct tree {
+    wp_pool *pool;
+    atomic_long nodes;
+    atomic_int errors;
+} tree;
+
+typedef struct tnode {
+    tree *t;
+    int depth;
+} tnode;
+
+static void tree_task(void *arg);
+
+static void spawn(tree *t, int depth)
+{
+    /* Children live in a static pool of nodes indexed by a counter. */
+    static tnode nodes[1 << 17];
+    static atomic_long next;
+    long i = atomic_fetch_add(&next, 1) % (1 << 17);
+    nodes[i] = (tnode){t, depth};
+    if (wp_submit(t->pool, tree_task, &nodes[i]) != 0) atomic_fetch_add(&t->errors, 1);
+}
+
+static void tree_task(void *arg)
+{
+    tnode n = *(tnode *)arg;
+    atomic_fetch_add(&n.t->nodes, 1);
+    if (n.depth > 0)
+        for (int c = 0; c < 3; c++) spawn(n.t, n.depth - 1);
+}
+
+TEST(nested_submission_into_a_full_pool)
+{
+    int depth = getenv("WPOOL_TEST_SMALL") ? 6 : 9; /* 3^0 + ... + 3^9 = 29524 tasks */
+    long want = 0;
+    for (int d = 0, w = 1; d <= depth; d++, w *= 3) want += w;
+    for (size_t cap = 1; cap <= 8; cap *= 8) {
+        wp_config cfg;
+        wp_config_init(&cfg);
+        cfg.workers = 2;
+        cfg.queue_capacity = cap;
+        wp_pool *p;
+        ASSERT_OK(wp_pool_create(&p, &cfg));
+        tree t = {.pool = p};
+        spawn(&t, depth);
+        ASSERT_OK(wp_wait(p));
+        ASSERT_EQ(atomic_load(&t.errors), 0);
+        ASSERT_EQ(atomic_load(&t.nodes), want);
+        wp_stats st;
+        wp_pool_stats(p, &st);
+        ASSERT_UEQ(st.completed, (uint64_t)want);
+        wp_pool_destroy(p);
+    }
+}
+
+static void *waiter(void *arg)
+{
+    return (void *)(intptr_t)wp_wait(arg);
+}
+
+TEST(many_waiters_at_once)
+{
+    size_t n = scaled(100000);
+    atomic_uchar *slots = calloc(n, 1);
+    ASSERT(slots != NULL);
+    wp_config cfg;
+    wp_config_init(&cfg);
+    cfg.workers = 2;
+    cfg.queue_capacity = 32;
+    wp_pool *p;
+    ASSERT_OK(wp_pool_create(&p, &cfg));
+    pthread_t w[4];
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_OK(wp_submit(p, mark, &slots[i]));
+        if (i == n / 2)
+            for (int k = 0; k < 4; k++) pthread_create(&w[k], NULL, waiter, p);
+    }
+    ASSERT_OK(wp_wait(p));
+    for (int k = 0; k < 4; k++) {
+        void *rc;
+        pthread_join(w[k], &rc);
+        ASSERT_EQ((intptr_t)rc, 0);
+    }
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += slots[i] != 1;
+    ASSERT_EQ(bad, 0);
+    wp_pool_destroy(p);
+    free(slots);
+}
+
+TEST_MAIN()
