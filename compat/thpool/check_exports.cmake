@@ -1,0 +1,23 @@
+# Fails unless the shared library LIB exports exactly C-Thread-Pool's seven
+# functions (wpool's own symbols come from libwpool, not from here).
+set(want thpool_add_work thpool_destroy thpool_init thpool_num_threads_working
+         thpool_pause thpool_resume thpool_wait)
+execute_process(COMMAND nm -D --defined-only ${LIB} OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+if(NOT rc EQUAL 0)
+  message(FATAL_ERROR "nm failed on ${LIB}")
+endif()
+string(REPLACE "\n" ";" lines "${out}")
+set(got "")
+foreach(line ${lines})
+  if(line MATCHES "^[0-9a-fA-F]+ [A-Za-z] (.+)$")
+    set(sym ${CMAKE_MATCH_1})
+    if(NOT sym MATCHES "^_(init|fini)$")
+      list(APPEND got ${sym})
+    endif()
+  endif()
+endforeach()
+list(SORT got)
+if(NOT got STREQUAL want)
+  message(FATAL_ERROR "exported: ${got}\nwanted:   ${want}")
+endif()
+message(STATUS "exports exactly the seven thpool_ functions")
