@@ -24,4 +24,10 @@ cmake -S "$here" -B "$tmp/cm" -DCMAKE_PREFIX_PATH="$tmp/prefix" >/dev/null
 cmake --build "$tmp/cm" >/dev/null
 LD_LIBRARY_PATH="$libdir" "$tmp/cm/consumer_shared"
 "$tmp/cm/consumer_static"
-echo "install test: 4 passed, 0 failed"
+n=4
+if [ -f "$libdir/pkgconfig/wpool-thpool.pc" ]; then
+    cc -std=c11 -o "$tmp/thpool" "$here/thpool_consumer.c" $(pkg-config --cflags --libs wpool-thpool)
+    LD_LIBRARY_PATH="$libdir" "$tmp/thpool"
+    n=5
+fi
+echo "install test: $n passed, 0 failed"
