@@ -12,8 +12,13 @@
  * Sleeping (park.h)
  *   work_ev   idle or paused workers. A submitter wakes one only when one
  *             sleeps; a woken worker that leaves tasks behind wakes the next.
- *   room_ev   submitters waiting for room in a full ring; a worker wakes one
- *             as it frees a slot.
+ *   room_ev   submitters waiting for room in a full ring. Workers wake one
+ *             once the ring is half empty (or empty, or the worker goes
+ *             idle), so a blocked submitter comes back to fill many slots,
+ *             not one per context switch. A sleeping submitter also
+ *             rechecks by itself every WP__ROOM_POLL_NS at most, so no pattern
+ *             of tasks (say, every worker blocked in a task that waits for
+ *             this very submit) can keep it asleep while there is room.
  *   idle_ev   wp_wait callers; woken when the pool becomes quiescent.
  *   Idle workers spin for WP__SPIN_NS, then sleep: an idle pool costs no CPU.
  *
@@ -58,11 +63,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef WP__DEFAULT_CAPACITY
 #define WP__DEFAULT_CAPACITY 1024u
-#define WP__CLAIM_MAX        16u    /* most tasks a worker claims with one CAS */
-#define WP__SHORT_TASK_NS    20000u /* runs of tasks shorter than this grow the claim */
-#define WP__SPIN_NS          20000u /* idle workers spin this long before sleeping */
-#define WP__ROOM_SPIN        64u    /* submitters poll a full ring this often first */
+#endif
+#ifndef WP__CLAIM_MAX
+#define WP__CLAIM_MAX 16u /* most tasks a worker claims with one CAS */
+#endif
+#ifndef WP__SHORT_TASK_NS
+#define WP__SHORT_TASK_NS 20000u /* runs of tasks shorter than this grow the claim */
+#endif
+#ifndef WP__SPIN_NS
+#define WP__SPIN_NS 20000u /* idle workers spin this long before sleeping */
+#endif
+#ifndef WP__ROOM_SPIN
+#define WP__ROOM_SPIN 64u /* submitters poll a full ring this often first */
+#endif
+#define WP__ROOM_POLL_NS 2000000u /* a submitter asleep on a full ring rechecks this often */
 
 enum { RUNNING, DRAINING, DISCARDING, STOPPED };
 
@@ -201,6 +217,17 @@ static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
 
 static void worker_park(wp_pool *p);
 
+/* A submitter waits for room: wake it once the ring is half empty, or
+   whatever the level when `now` (the caller is going idle). */
+static void room_notify(wp_pool *p, bool now)
+{
+    if (!now) {
+        uint64_t queued = wp__ring_produced(&p->ring) - wp__ring_consumed(&p->ring);
+        if (queued > p->ring.cap / 2) return;
+    }
+    wp__event_wake_one(&p->room_ev);
+}
+
 /*
  * Runs the n tasks claimed from position first, one by one. Before each:
  * waits while paused; stops if the pool is being discarded (returns false,
@@ -227,7 +254,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
         wp__ring_take(&p->ring, first + i, &fn, &arg);
         /* A slot came free. relaxed hint only: the fenced check after the
            run catches a submitter that registered just now. */
-        if (wp__event_has_waiters(&p->room_ev)) wp__event_wake_one(&p->room_ev);
+        if (wp__event_has_waiters(&p->room_ev)) room_notify(p, false);
         /* relaxed: active is a statistic. */
         atomic_store_explicit(&w->active, 1, memory_order_relaxed);
         w->depth++;
@@ -241,7 +268,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
     /* seq_cst fence: the completions and slot releases above come before
        the checks of room_ev and idle_ev waiters (park.h's protocol). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (wp__event_has_waiters(&p->room_ev)) wp__event_wake_one(&p->room_ev);
+    if (wp__event_has_waiters(&p->room_ev)) room_notify(p, false);
     idle_notify(p);
     return true;
 }
@@ -249,6 +276,10 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
 /* Sleeps until there may be work, the pause ended, or shutdown began. */
 static void worker_park(wp_pool *p)
 {
+    /* Going idle: a submitter still asleep on a full ring (a pause, or the
+       half-empty rule) is woken whatever the level. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring)) room_notify(p, true);
     uint32_t key = wp__event_prepare(&p->work_ev);
     bool sleep =
         state_of(p) == RUNNING &&
@@ -359,7 +390,9 @@ static int room_wait(wp_pool *p, uint64_t deadline)
         wp__event_cancel(&p->room_ev);
         return 0;
     }
-    if (wp__event_wait(&p->room_ev, key, deadline) == ETIMEDOUT) {
+    uint64_t poll = wp__deadline(WP__ROOM_POLL_NS);
+    int rc = wp__event_wait(&p->room_ev, key, poll < deadline ? poll : deadline);
+    if (rc == ETIMEDOUT && wp__now_ns() >= deadline) {
         /* We may have been the one woken for a free slot: pass it on. */
         atomic_thread_fence(memory_order_seq_cst);
         if (wp__ring_has_room(&p->ring)) wp__event_wake_one(&p->room_ev);
