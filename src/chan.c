@@ -4,7 +4,8 @@
  * structures and the invariants).
  *
  * Who touches what:
- *   - Everything in struct wp_chan but elem_size/cap is protected by c->lock.
+ *   - Everything in struct wp_chan but elem_size/cap is protected by c->lock
+ *     (wp__chan_lock).
  *   - A sudog is on its owner's stack. While it is queued, other threads read
  *     it under the channel lock. The one thread that claims its waiter
  *     (CAS done 0 -> 1, always under the lock of the channel it dequeues
@@ -25,33 +26,39 @@
  * No operation allocates: buffers are made in wp_chan_create, waiters and
  * sudogs live on the stack. A thread that must wait spins briefly (the
  * partner is often running on another CPU and about to arrive), then
- * sleeps on a futex (Linux) or a condition variable (elsewhere). A partner
- * makes a system call to wake it only if it really went to sleep.
+ * sleeps on a futex. A partner makes a system call to wake it only if it
+ * really went to sleep. The channel lock is a futex lock too: a short spin,
+ * then sleep (critical sections are a few dozen instructions).
  */
 #include "chan.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#ifdef WP_CHAN_FUTEX
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* How long an owner spins before it sleeps (ns). A partner that shows up
+   within this time hands over without any system call on either side. */
+#ifndef WP_CHAN_SPIN_NS
+#define WP_CHAN_SPIN_NS 20000
 #endif
 
-/* Spins of the owner before it sleeps (each a CPU pause, ~10-150 cycles). */
-#define WP_CHAN_SPIN 256
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield" ::: "memory");
+/* Spin rounds that pause the CPU; later rounds sched_yield instead, so a
+   partner waiting for this very CPU gets to run. */
+#ifndef WP_CHAN_PAUSES
+#define WP_CHAN_PAUSES 64
 #endif
-}
+
+/* Rounds of (exponentially growing) pauses for the channel lock before
+   sleeping on it. */
+#ifndef WP_CHAN_LOCK_SPIN
+#define WP_CHAN_LOCK_SPIN 16
+#endif
 
 /* ---------------------------------------------------------- wait queues -- */
 
@@ -120,7 +127,6 @@ void wp__chan_unqueue(struct wp__chan_sudog *sg)
 
 /* ------------------------------------------------------ sleep and wake -- */
 
-#ifdef WP_CHAN_FUTEX
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *abs)
 {
     /* FUTEX_WAIT_BITSET takes an absolute time on CLOCK_MONOTONIC. Spurious
@@ -133,7 +139,42 @@ static void futex_wake(_Atomic uint32_t *addr)
 {
     syscall(SYS_futex, (void *)addr, FUTEX_WAKE | FUTEX_PRIVATE_FLAG, 1, NULL, NULL, 0);
 }
-#endif
+
+/* ------------------------------------------------------------- the lock -- */
+
+/* 0 free, 1 held, 2 held and a thread may sleep on it: Drepper's third
+   mutex ("Futexes Are Tricky"), with a short spin first, since a critical
+   section here is a few dozen instructions and a memcpy of one element. */
+void wp__chan_lock(wp_chan *c)
+{
+    uint32_t v = 0;
+    /* acquire: pairs with the release in wp__chan_unlock, so the critical
+       section sees everything the previous holder wrote. */
+    if (atomic_compare_exchange_strong_explicit(&c->lock, &v, 1, memory_order_acquire,
+                                                memory_order_relaxed))
+        return;
+    for (int i = 0; i < WP_CHAN_LOCK_SPIN; i++) {
+        /* Exponential backoff: fewer reads of the line the holder is
+           about to write (its unlock) make that write cheaper. */
+        for (int k = 0; k < (1 << (i < 5 ? i : 5)); k++) wp__cpu_relax();
+        v = 0;
+        /* relaxed load: only a hint to try the CAS, which acquires as above. */
+        if (atomic_load_explicit(&c->lock, memory_order_relaxed) == 0 &&
+            atomic_compare_exchange_strong_explicit(&c->lock, &v, 1, memory_order_acquire,
+                                                    memory_order_relaxed))
+            return;
+    }
+    /* acquire: as above. Taking it as 2 may cost one needless wake later. */
+    while (atomic_exchange_explicit(&c->lock, 2, memory_order_acquire) != 0)
+        futex_wait(&c->lock, 2, NULL);
+}
+
+void wp__chan_unlock(wp_chan *c)
+{
+    /* release: publishes the critical section; pairs with the acquires in
+       wp__chan_lock. Wakes one sleeper only if one may be asleep. */
+    if (atomic_exchange_explicit(&c->lock, 0, memory_order_release) == 2) futex_wake(&c->lock);
+}
 
 void wp__chan_waiter_init(struct wp__chan_waiter *w)
 {
@@ -141,24 +182,6 @@ void wp__chan_waiter_init(struct wp__chan_waiter *w)
     atomic_init(&w->state, WP__CHAN_RUNNING);
     atomic_init(&w->done, 0);
     w->fired = NULL;
-#ifndef WP_CHAN_FUTEX
-    pthread_condattr_t a;
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_cond_init(&w->cv, &a);
-    pthread_condattr_destroy(&a);
-    pthread_mutex_init(&w->m, NULL);
-#endif
-}
-
-void wp__chan_waiter_fini(struct wp__chan_waiter *w)
-{
-#ifndef WP_CHAN_FUTEX
-    pthread_cond_destroy(&w->cv);
-    pthread_mutex_destroy(&w->m);
-#else
-    (void)w;
-#endif
 }
 
 /* Absolute CLOCK_MONOTONIC deadline timeout_ns from now; 0 if there is none
@@ -191,13 +214,21 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
     struct timespec ts;
     int timed = deadline(timeout_ns, &ts);
 
-    for (int i = 0; i < WP_CHAN_SPIN; i++) {
-        /* acquire: pairs with the release exchange in wp__chan_wake, so the
-           value and fired written before it are visible. */
-        if (atomic_load_explicit(&w->state, memory_order_acquire) == WP__CHAN_WOKEN) return 0;
-        cpu_relax();
+    /* Spin: first with CPU pauses, then yielding the CPU, in case the
+       partner we wait for is waiting for this very CPU. */
+    struct timespec spin_end;
+    if (WP_CHAN_SPIN_NS > 0 && deadline(WP_CHAN_SPIN_NS, &spin_end)) {
+        for (unsigned i = 1;; i++) {
+            /* acquire: pairs with the release exchange in wp__chan_wake, so
+               the value and fired written before it are visible. */
+            if (atomic_load_explicit(&w->state, memory_order_acquire) == WP__CHAN_WOKEN) return 0;
+            if (i < WP_CHAN_PAUSES)
+                wp__cpu_relax();
+            else
+                sched_yield();
+            if (i % 16 == 0 && (past(&spin_end) || (timed && past(&ts)))) break;
+        }
     }
-#ifdef WP_CHAN_FUTEX
     uint32_t st = WP__CHAN_RUNNING;
     /* acquire on failure: the state is WOKEN, pairs as above. Success needs
        no order: it only tells the waker to make the futex call. */
@@ -219,33 +250,10 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
             timed = 0; /* a partner claimed us: its wake is on the way */
         }
     }
-#else
-    int r = 0;
-    pthread_mutex_lock(&w->m);
-    /* acquire: pairs with the release store in wp__chan_wake (the mutex
-       would do as well; the atomic keeps the spin above race-free). */
-    while (atomic_load_explicit(&w->state, memory_order_acquire) != WP__CHAN_WOKEN) {
-        if (!timed) {
-            pthread_cond_wait(&w->cv, &w->m);
-        } else if (pthread_cond_timedwait(&w->cv, &w->m, &ts) == ETIMEDOUT || past(&ts)) {
-            uint32_t open = 0;
-            /* relaxed: as in the futex version above. */
-            if (atomic_compare_exchange_strong_explicit(&w->done, &open, 1, memory_order_relaxed,
-                                                        memory_order_relaxed)) {
-                r = ETIMEDOUT;
-                break;
-            }
-            timed = 0;
-        }
-    }
-    pthread_mutex_unlock(&w->m);
-    return r;
-#endif
 }
 
 void wp__chan_wake(struct wp__chan_waiter *w)
 {
-#ifdef WP_CHAN_FUTEX
     /* release: publishes the value copied for the owner, success and fired;
        pairs with the acquire loads in wp__chan_park. This is our last touch
        of *w: the owner may return right after it. The futex call only
@@ -254,13 +262,6 @@ void wp__chan_wake(struct wp__chan_waiter *w)
     if (atomic_exchange_explicit(&w->state, WP__CHAN_WOKEN, memory_order_release) ==
         WP__CHAN_SLEEPING)
         futex_wake(&w->state);
-#else
-    pthread_mutex_lock(&w->m);
-    /* release: as above; the owner cannot return before we unlock m. */
-    atomic_store_explicit(&w->state, WP__CHAN_WOKEN, memory_order_release);
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->m);
-#endif
 }
 
 /* ----------------------------------------------------- the operations -- */
@@ -324,11 +325,11 @@ int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake)
 static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy)
 {
     struct wp__chan_waiter *wake = NULL;
-    pthread_mutex_lock(&c->lock);
+    wp__chan_lock(c);
     int r =
         op == WP_SEND ? wp__chan_send_locked(c, elem, &wake) : wp__chan_recv_locked(c, elem, &wake);
     if (r != EAGAIN || timeout_ns == 0) {
-        pthread_mutex_unlock(&c->lock);
+        wp__chan_unlock(c);
         if (wake) wp__chan_wake(wake);
         return r == EAGAIN ? busy : r;
     }
@@ -336,18 +337,17 @@ static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
     wp__chan_waiter_init(&w);
     struct wp__chan_sudog sg = {.w = &w, .c = c, .elem = elem, .op = op};
     wp__chan_enqueue(&sg);
-    pthread_mutex_unlock(&c->lock);
+    wp__chan_unlock(c);
 
     r = wp__chan_park(&w, timeout_ns);
     if (r == 0) {
         r = sg.success ? 0 : EPIPE;
     } else {
-        pthread_mutex_lock(&c->lock);
+        wp__chan_lock(c);
         wp__chan_unqueue(&sg);
-        pthread_mutex_unlock(&c->lock);
+        wp__chan_unlock(c);
         r = busy;
     }
-    wp__chan_waiter_fini(&w);
     return r;
 }
 
@@ -396,9 +396,9 @@ int wp_chan_recv_timeout(wp_chan *c, void *elem, uint64_t timeout_ns)
 int wp_chan_close(wp_chan *c)
 {
     if (!c) return EINVAL;
-    pthread_mutex_lock(&c->lock);
+    wp__chan_lock(c);
     if (c->closed) {
-        pthread_mutex_unlock(&c->lock);
+        wp__chan_unlock(c);
         return EPIPE;
     }
     c->closed = 1;
@@ -411,7 +411,7 @@ int wp_chan_close(wp_chan *c)
         sg->next = list;
         list = sg;
     }
-    pthread_mutex_unlock(&c->lock);
+    wp__chan_unlock(c);
     while (list) {
         sg = list;
         list = sg->next; /* read before the wake: then sg may be gone */
@@ -423,9 +423,9 @@ int wp_chan_close(wp_chan *c)
 size_t wp_chan_len(wp_chan *c)
 {
     if (!c) return 0;
-    pthread_mutex_lock(&c->lock);
+    wp__chan_lock(c);
     size_t n = c->count;
-    pthread_mutex_unlock(&c->lock);
+    wp__chan_unlock(c);
     return n;
 }
 
@@ -437,16 +437,14 @@ size_t wp_chan_cap(wp_chan *c)
 int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
 {
     if (!out || elem_size == 0) return EINVAL;
-    if (capacity > (SIZE_MAX - sizeof(wp_chan)) / elem_size) return EINVAL;
-    /* One block: the channel, then its ring. */
-    wp_chan *c = malloc(sizeof *c + elem_size * capacity);
+    if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / elem_size) return EINVAL;
+    /* One block, cache-line aligned: the channel, then its ring. */
+    size_t size = (sizeof(wp_chan) + elem_size * capacity + WP__CACHE_LINE - 1) &
+                  ~(size_t)(WP__CACHE_LINE - 1);
+    wp_chan *c = aligned_alloc(WP__CACHE_LINE, size);
     if (!c) return ENOMEM;
     memset(c, 0, sizeof *c);
-    int r = pthread_mutex_init(&c->lock, NULL);
-    if (r != 0) {
-        free(c);
-        return r;
-    }
+    atomic_init(&c->lock, 0);
     c->elem_size = elem_size;
     c->cap = capacity;
     c->buf = (unsigned char *)(c + 1);
@@ -457,6 +455,5 @@ int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
 void wp_chan_destroy(wp_chan *c)
 {
     if (!c) return;
-    pthread_mutex_destroy(&c->lock);
     free(c);
 }

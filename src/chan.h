@@ -20,15 +20,13 @@
 #ifndef WP_CHAN_H
 #define WP_CHAN_H
 
+#include "park.h" /* WP__CACHE_LINE, wp__cpu_relax */
 #include "wpool.h"
 
-#include <pthread.h>
+#include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
-
-#if defined(__linux__) && !defined(WP_CHAN_NO_FUTEX)
-#define WP_CHAN_FUTEX 1
-#endif
 
 /* One sleeping thread. Lives on the owner's stack for one operation. */
 struct wp__chan_waiter {
@@ -41,10 +39,6 @@ struct wp__chan_waiter {
        sudog's channel lock, before it wakes the owner; read by the owner
        after it sees WOKEN. NULL if the owner claimed itself (timeout). */
     struct wp__chan_sudog *fired;
-#ifndef WP_CHAN_FUTEX
-    pthread_mutex_t m; /* guards the sleep on cv; state is still atomic */
-    pthread_cond_t cv; /* CLOCK_MONOTONIC */
-#endif
 };
 
 enum { WP__CHAN_RUNNING, WP__CHAN_SLEEPING, WP__CHAN_WOKEN };
@@ -76,13 +70,19 @@ struct wp__chan_waitq {
  * next dequeue or its owner removes it; it never counts.
  */
 struct wp_chan {
-    pthread_mutex_t lock;
-    size_t elem_size, cap;              /* immutable */
-    size_t count, recvx, sendx;         /* ring of cap slots: protected by lock */
-    int closed;                         /* protected by lock */
-    struct wp__chan_waitq recvq, sendq; /* protected by lock */
-    unsigned char *buf;                 /* cap * elem_size bytes, slots protected by lock */
+    /* wp__chan_lock's futex word, alone on its cache line: threads spinning
+       on it then do not steal the line the holder is writing. */
+    alignas(WP__CACHE_LINE) _Atomic uint32_t lock;
+    alignas(WP__CACHE_LINE) size_t elem_size, cap; /* immutable */
+    size_t count, recvx, sendx;                    /* ring of cap slots: protected by lock */
+    int closed;                                    /* protected by lock */
+    struct wp__chan_waitq recvq, sendq;            /* protected by lock */
+    unsigned char *buf; /* cap * elem_size bytes after the struct, slots protected by lock */
 };
+
+/* The channel lock (spin, then sleep on a futex). Not recursive. */
+void wp__chan_lock(wp_chan *c);
+void wp__chan_unlock(wp_chan *c);
 
 /* c locked. Completes a send of elem now if it can: 0 done, EPIPE closed,
    EAGAIN it would have to wait. On 0 with a receiver handed the value,
@@ -97,9 +97,8 @@ void wp__chan_enqueue(struct wp__chan_sudog *sg);
 /* sg->c locked. Takes sg off its queue if it is still on it. */
 void wp__chan_unqueue(struct wp__chan_sudog *sg);
 
-/* Prepares / releases a waiter (fresh state, not claimed, fired NULL). */
+/* Prepares a waiter: running, not claimed, fired NULL. */
 void wp__chan_waiter_init(struct wp__chan_waiter *w);
-void wp__chan_waiter_fini(struct wp__chan_waiter *w);
 
 /* Sleeps until a claimant wakes w (returns 0) or until timeout_ns has passed
    and the owner won the claim itself (returns ETIMEDOUT: the caller must then

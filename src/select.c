@@ -48,7 +48,7 @@ static void lock_all(const wp_select_case *cases, const uint16_t *order, size_t 
 {
     for (size_t k = 0; k < m; k++) {
         wp_chan *c = cases[order[k]].chan;
-        if (k == 0 || c != cases[order[k - 1]].chan) pthread_mutex_lock(&c->lock);
+        if (k == 0 || c != cases[order[k - 1]].chan) wp__chan_lock(c);
     }
 }
 
@@ -56,7 +56,7 @@ static void unlock_all(const wp_select_case *cases, const uint16_t *order, size_
 {
     for (size_t k = m; k-- > 0;) {
         wp_chan *c = cases[order[k]].chan;
-        if (k == 0 || c != cases[order[k - 1]].chan) pthread_mutex_unlock(&c->lock);
+        if (k == 0 || c != cases[order[k - 1]].chan) wp__chan_unlock(c);
     }
 }
 
@@ -123,7 +123,6 @@ int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns)
     lock_all(cases, lock, m);
     for (size_t k = 0; k < m; k++) wp__chan_unqueue(&sg[k]);
     unlock_all(cases, lock, m);
-    wp__chan_waiter_fini(&w);
 
     if (r != 0) return -1;
     cases[w.fired->index].err = w.fired->success ? 0 : EPIPE;

@@ -22,10 +22,10 @@ static unsigned iters(unsigned n)
 static size_t queued(wp_chan *c, int op)
 {
     size_t n = 0;
-    pthread_mutex_lock(&c->lock);
+    wp__chan_lock(c);
     for (struct wp__chan_sudog *s = op == WP_SEND ? c->sendq.first : c->recvq.first; s; s = s->next)
         n += atomic_load(&s->w->done) == 0;
-    pthread_mutex_unlock(&c->lock);
+    wp__chan_unlock(c);
     return n;
 }
 
