@@ -172,7 +172,9 @@ typedef struct wp_chan wp_chan;
    ENOMEM: out of memory. */
 WP_EXTERN int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity);
 
-/* Frees the channel. No thread may be using it. NULL is ignored. */
+/* Frees the channel. No thread may be in a call on it or start one (it is
+   fine to destroy it as soon as the last value has been received, even if
+   its sender has not yet returned). NULL is ignored. */
 WP_EXTERN void wp_chan_destroy(wp_chan *c);
 
 /* Copies elem_size bytes from elem into the channel, waiting for room (or,

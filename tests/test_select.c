@@ -261,6 +261,49 @@ TEST(blocked_select_is_woken_by_close)
     wp_chan_destroy(b);
 }
 
+struct wide {
+    wp_chan *c[WP_SELECT_MAX];
+    wp_select_case cs[WP_SELECT_MAX];
+    int in;
+    int result;
+};
+
+static void *wide_select(void *arg)
+{
+    struct wide *x = arg;
+    x->result = wp_select(x->cs, WP_SELECT_MAX, WP_FOREVER);
+    return NULL;
+}
+
+TEST(a_select_over_the_most_channels_blocks_and_cleans_up)
+{
+    struct wide x = {.in = -1};
+    for (int i = 0; i < WP_SELECT_MAX; i++) {
+        /* every other channel named twice, as a pair of cases */
+        if (i % 2 == 1) {
+            x.c[i] = x.c[i - 1];
+        } else {
+            ASSERT_OK(wp_chan_create(&x.c[i], sizeof(int), (size_t)(i % 4 == 0)));
+        }
+        x.cs[i] = (wp_select_case){x.c[i], WP_RECV, &x.in, -1};
+    }
+    for (int round = 0; round < 4; round++) {
+        int target = (round * 37 + 5) % WP_SELECT_MAX;
+        pthread_t t;
+        ASSERT_OK(pthread_create(&t, NULL, wide_select, &x));
+        wait_queued(x.c[target], WP_RECV, 2); /* both cases of that channel */
+        int v = 1000 + round;
+        ASSERT_OK(wp_chan_send(x.c[target], &v));
+        pthread_join(t, NULL);
+        ASSERT_GE(x.result, 0);
+        ASSERT(x.c[x.result] == x.c[target]);
+        ASSERT_OK(x.cs[x.result].err);
+        ASSERT_EQ(x.in, v);
+        for (int i = 0; i < WP_SELECT_MAX; i += 2) ASSERT_UEQ(queued(x.c[i], WP_RECV), 0);
+    }
+    for (int i = 0; i < WP_SELECT_MAX; i += 2) wp_chan_destroy(x.c[i]);
+}
+
 /* ------------------------------------------------------------- fairness -- */
 
 TEST(ready_cases_win_a_fair_share)
