@@ -327,6 +327,11 @@ int bench_flood_expired(void)
     return now_ns() >= flood_deadline_ns;
 }
 
+int bench_is_flood(void)
+{
+    return counting_jobs;
+}
+
 unsigned bench_affinity_cpus(void)
 {
     cpu_set_t set;

@@ -75,6 +75,9 @@ void bench_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2), noret
    run out. A flood checks it every few thousand jobs and stops submitting. */
 int bench_flood_expired(void);
 
+/* Nonzero when this process runs a flood (--flood), not timed ops. */
+int bench_is_flood(void);
+
 typedef struct bench_row {
     const char *name;
     int uses_workers; /* nonzero: --workers changes it (the sweep varies it) */

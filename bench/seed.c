@@ -73,14 +73,14 @@ static void threads_op(void)
     for (size_t i = 0; i < SEED_JOBS; i++) pthread_join(tids[i], NULL);
 }
 
-static unsigned threads_used(void)
-{
-    return SEED_JOBS;
-}
-
 /* Flood: a thread per job, at most FLOOD_LIVE alive at once (the oldest is
    joined before the next is made), so that the machine survives. */
 #define FLOOD_LIVE 1000
+
+static unsigned threads_used(void)
+{
+    return bench_is_flood() ? FLOOD_LIVE : SEED_JOBS;
+}
 
 static uint64_t threads_flood(uint64_t n)
 {
