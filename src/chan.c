@@ -1,6 +1,6 @@
 /*
  * Channels: Go's chan in C. A bounded ring of elements plus two queues of
- * waiting operations, all behind one mutex per channel (see chan.h for the
+ * waiting operations, all behind one lock per channel (see chan.h for the
  * structures and the invariants).
  *
  * Who touches what:

@@ -3,7 +3,7 @@
  * operations) and select.c (wp_select). Nothing here is public.
  *
  * The model is Go's runtime/chan.go and select.go:
- *   - Each channel has one mutex and two queues of waiting operations
+ *   - Each channel has one lock and two queues of waiting operations
  *     ("sudogs"): senders waiting for room or a receiver, receivers waiting
  *     for a value. A sudog lives on its owner's stack.
  *   - A waiter is one sleeping thread. A plain send/recv has one sudog; a
