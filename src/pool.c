@@ -210,7 +210,8 @@ static void run_inline(wp_pool *p, wp_task_fn fn, void *arg)
 
 static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
 {
-    if (p->cfg.on_discard) p->cfg.on_discard(fn, arg, p->cfg.user);
+    /* Group members and parallel-for helpers are group.c's own records. */
+    if (!wp__group_discard(fn, arg) && p->cfg.on_discard) p->cfg.on_discard(fn, arg, p->cfg.user);
     /* release: counted after on_discard ran (acquire in quiescent). */
     atomic_fetch_add_explicit(&p->discarded, 1, memory_order_release);
 }

@@ -17,4 +17,9 @@ wp_pool *wp__current_pool(void);
    sleep on a worker (help while waiting). */
 bool wp__pool_run_one(wp_pool *p);
 
+/* group.c: for a task WP_DISCARD drops. A group member or parallel-for
+   helper is finished as dropped (it never runs) and true is returned: the
+   user's on_discard is not called for it. Any other task: false. */
+bool wp__group_discard(wp_task_fn fn, void *arg);
+
 #endif
