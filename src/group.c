@@ -60,12 +60,13 @@
  * parallel_for
  *   The loop's state (struct pfor) lives on the caller's stack: a chunk
  *   counter on its own cache line, claimed with one fetch_add per chunk.
- *   The caller submits workers - 1 helper tasks (the caller is the last of
- *   the pool's `workers` threads; fewer when there are fewer chunks, none
- *   when the queue is full), each looping over chunks until none is left;
- *   the caller loops too, then waits, helping, until every helper has
- *   finished touching the state (a latch counts them). A helper that starts
- *   after the last chunk was claimed returns at once.
+ *   The loop runs on the pool's `workers` threads, the caller being one of
+ *   them: the caller submits one helper task, and each helper, as it
+ *   starts, submits the next while chunks are left, up to workers - 1 in
+ *   all (so at most one helper of a loop waits in the queue, and no worker
+ *   claims two at once); a full queue ends the chain. Every thread claims
+ *   chunks until none is left; the caller then waits, helping, until every
+ *   helper has finished touching the state (a latch counts them).
  */
 #include "park.h"
 #include "pool.h"
@@ -439,10 +440,14 @@ void wp_group_destroy(wp_group *g)
 /* --------------------------------------------------------- parallel for -- */
 
 typedef struct pfor {
-    /* Read-only once the helpers are submitted. */
+    /* Read-only once the first helper is submitted. */
     size_t begin, end, grain, nchunks;
     void (*body)(size_t lo, size_t hi, void *arg);
     void *arg;
+    wp_pool *pool;
+    /* Helpers still to submit: owned by whoever submits the next one, the
+       caller first, then each helper in turn (the ring hands it over). */
+    size_t spawn;
     alignas(WP__CACHE_LINE) _Atomic size_t next; /* next chunk: fetch_add by every thread */
     latch helpers;                               /* helper tasks submitted, not finished */
 } pfor;
@@ -461,9 +466,23 @@ static void pfor_run(pfor *f)
     }
 }
 
+static void pfor_helper(void *arg);
+
+/* Submits the next helper, if one is left to submit and so are chunks. Not
+   on a full queue: the threads already at it do those chunks. */
+static void pfor_spawn(pfor *f)
+{
+    /* relaxed: a hint; a helper that comes too late returns at once. */
+    if (f->spawn == 0 || atomic_load_explicit(&f->next, memory_order_relaxed) >= f->nchunks) return;
+    f->spawn--;
+    latch_add(&f->helpers);
+    if (wp_try_submit(f->pool, pfor_helper, f) != 0) latch_undo(&f->helpers);
+}
+
 static void pfor_helper(void *arg)
 {
     pfor *f = arg;
+    pfor_spawn(f);
     pfor_run(f);
     latch_done(&f->helpers); /* the last touch of the caller's stack */
 }
@@ -501,19 +520,18 @@ int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
     }
     if (grain == 1 && n > SIZE_MAX / 2) grain = 2; /* the chunk counter must not wrap */
     size_t nchunks = n / grain + (n % grain != 0);
-    size_t helpers = threads - 1 < nchunks - 1 ? threads - 1 : nchunks - 1;
 
-    pfor f = {
-        .begin = begin, .end = end, .grain = grain, .nchunks = nchunks, .body = body, .arg = arg};
+    pfor f = {.begin = begin,
+              .end = end,
+              .grain = grain,
+              .nchunks = nchunks,
+              .body = body,
+              .arg = arg,
+              .pool = p,
+              .spawn = threads - 1 < nchunks - 1 ? threads - 1 : nchunks - 1};
     atomic_init(&f.next, 0);
     latch_init(&f.helpers);
-    for (size_t i = 0; i < helpers; i++) {
-        latch_add(&f.helpers);
-        if (wp_try_submit(p, pfor_helper, &f) != 0) { /* full (or shut down): do it here */
-            latch_undo(&f.helpers);
-            break;
-        }
-    }
+    pfor_spawn(&f);
     pfor_run(&f);
     latch_wait(&f.helpers, p);
     return 0;
