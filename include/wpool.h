@@ -236,34 +236,71 @@ WP_EXTERN int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns);
 typedef struct wp_group wp_group;
 typedef int (*wp_group_fn)(void *arg); /* nonzero: failed */
 
+/*
+ * Groups are Go's errgroup (and WaitGroup): wp_group_go runs members on the
+ * group's pool, wp_group_wait waits for them (not for the rest of the pool),
+ * and the first member to fail cancels the others. Everything a group needs
+ * is allocated by wp_group_create; no go(), run or wait allocates.
+ *
+ * A group can be used again after a wait that returned 0 (go(), wait again,
+ * like a WaitGroup). Cancellation is sticky: once cancelled, by
+ * wp_group_cancel or by a failing member, a group stays cancelled and its
+ * wait keeps returning the same result. A go() must not race with the wait
+ * that would see the group empty (as with WaitGroup.Add), nor with destroy.
+ */
+
 /* A group of tasks run on pool p, at most `limit` of them at once (0: no
-   limit). EINVAL: out or p NULL. ENOMEM. */
+   limit). A member counts against the limit from wp_group_go until it has
+   finished, as with errgroup's SetLimit. Limit 0 makes room for as many
+   members as the pool can hold queued and running (queue_capacity, at most
+   65536, plus workers); beyond that go() waits, or runs the member itself
+   when called from inside a task of p. EINVAL: out or p NULL. ENOMEM. */
 WP_EXTERN int wp_group_create(wp_group **out, wp_pool *p, unsigned limit);
 
-/* Runs fn(arg) on the group's pool as a member of g; blocks while the group
-   is at its limit. The first member to return nonzero cancels the group.
-   ECANCELED: the group is cancelled (fn will not run). EPIPE: the pool is
-   shut down. EINVAL: g or fn NULL. */
+/* Runs fn(arg) on the group's pool as a member of g. Blocks while the group
+   is at its limit; inside a task of the pool it runs queued tasks
+   meanwhile, so nested groups never deadlock, even on one worker. Waits
+   for room in the pool's queue whatever its full_policy (inside a task of
+   the pool it runs the member itself instead, as wp_submit would). The
+   first member to return nonzero cancels the group. Returns 0 once fn(arg)
+   is queued (or has run). ECANCELED: the group is cancelled (also while
+   go() waited at the limit; fn will not run). EPIPE: the pool is shut down.
+   EDEADLK: at the limit, and every member holding a place is running on
+   the calling thread (a member calling go() on its own full group).
+   EINVAL: g or fn NULL. */
 WP_EXTERN int wp_group_go(wp_group *g, wp_group_fn fn, void *arg);
 
-/* Waits for every member (running queued tasks meanwhile when called on a
-   worker). Returns the first nonzero result, else ECANCELED if the group was
-   cancelled or a member was discarded, else 0. EINVAL: g NULL. */
+/* Waits for every member (running queued tasks of the pool meanwhile when
+   called on one of its workers). Returns the first nonzero result, else
+   ECANCELED if the group was cancelled or a member was dropped by
+   WP_DISCARD, else 0. Once it returns no member touches g: it may be
+   destroyed at once. EINVAL: g NULL. EDEADLK: called from inside one of g's
+   own members (it could never return). */
 WP_EXTERN int wp_group_wait(wp_group *g);
 
-/* Cancels the group: members not yet started are skipped. */
+/* Cancels the group: members not yet started are skipped (they never run),
+   and go() returns ECANCELED from now on, also in a go() waiting at the
+   limit. Running members are not interrupted: they may poll
+   wp_group_cancelled. NULL is ignored. */
 WP_EXTERN void wp_group_cancel(wp_group *g);
 
 /* Nonzero once the group is cancelled (0 for NULL). */
 WP_EXTERN int wp_group_cancelled(const wp_group *g);
 
-/* Waits for the members, then frees the group. NULL is ignored. */
+/* Waits for the members, then frees the group. NULL is ignored. Called from
+   inside one of g's own members it does nothing (the wait could never end). */
 WP_EXTERN void wp_group_destroy(wp_group *g);
 
 /* Calls body(lo, hi, arg) on chunks covering [begin, end) of at most grain
-   indices (grain 0: chosen for the pool), on p's workers, and returns when
-   all are done. Works from inside a task. begin == end returns 0 without
-   calling body. EINVAL: p or body NULL, or begin > end. EPIPE: shut down. */
+   indices (grain 0: chosen for the pool, about 8 chunks per worker), and
+   returns when all are done. The loop runs on as many threads as the pool
+   has workers, the calling thread being one of them: it claims chunks too,
+   and submits helper tasks for the others (a helper that finds the queue
+   full is counted in stats.rejected, and the threads already at work do its
+   share). It returns once every helper task has run, so on a paused pool it
+   returns after the pause. Works from inside a task (nested loops); never
+   allocates. begin == end returns 0 without calling body. EINVAL: p or body
+   NULL, or begin > end. EPIPE: shut down (body was not called). */
 WP_EXTERN int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
                               void (*body)(size_t lo, size_t hi, void *arg), void *arg);
 
