@@ -128,7 +128,9 @@ static void latch_add(latch *l)
     atomic_fetch_add_explicit(&l->word, 1, memory_order_relaxed);
 }
 
-/* Takes back a latch_add whose thing was never handed out (nobody waits). */
+/* Takes back a latch_add whose thing was never handed out. The count cannot
+   reach 0 here while someone waits: either nobody waits yet, or the thread
+   that undoes is itself still counted. */
 static void latch_undo(latch *l)
 {
     /* relaxed: nothing happened that a waiter must see. */
