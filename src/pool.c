@@ -75,9 +75,6 @@
 #ifndef WP__SPIN_NS
 #define WP__SPIN_NS 20000u /* idle workers spin this long before sleeping */
 #endif
-#ifndef WP__ROOM_SPIN
-#define WP__ROOM_SPIN 64u /* submitters poll a full ring this often first */
-#endif
 #define WP__ROOM_POLL_NS 2000000u /* a submitter asleep on a full ring rechecks this often */
 
 enum { RUNNING, DRAINING, DISCARDING, STOPPED };
@@ -378,16 +375,26 @@ bool wp__pool_run_one(wp_pool *p)
 
 /* ------------------------------------------------------------- submit -- */
 
+/* Whether a submitter waiting for room should try again. An untimed one
+   waits for the ring to be half empty, so that it comes back to fill many
+   slots rather than one per wake-up (and does not spin against the
+   workers one slot at a time); a timed one takes any free slot. */
+static bool room_ready(wp_pool *p, bool exact)
+{
+    if (wp__ring_closed(&p->ring)) return true;
+    if (!wp__ring_has_room(&p->ring)) return false;
+    if (exact) return true;
+    uint64_t queued = wp__ring_produced(&p->ring) - wp__ring_consumed(&p->ring);
+    return queued <= p->ring.cap / 2;
+}
+
 /* Waits for room in the ring until the absolute deadline.
    0: there may be room now (or the ring closed); ETIMEDOUT. */
 static int room_wait(wp_pool *p, uint64_t deadline)
 {
-    for (unsigned i = 0; i < WP__ROOM_SPIN; i++) {
-        if (wp__ring_has_room(&p->ring)) return 0;
-        wp__cpu_relax();
-    }
+    bool exact = deadline != WP__NO_DEADLINE;
     uint32_t key = wp__event_prepare(&p->room_ev);
-    if (wp__ring_has_room(&p->ring)) {
+    if (room_ready(p, exact)) {
         wp__event_cancel(&p->room_ev);
         return 0;
     }
