@@ -292,7 +292,7 @@ WP_EXTERN int wp_group_cancelled(const wp_group *g);
 WP_EXTERN void wp_group_destroy(wp_group *g);
 
 /* Calls body(lo, hi, arg) on chunks covering [begin, end) of at most grain
-   indices (grain 0: chosen for the pool, about 8 chunks per worker), and
+   indices (grain 0: chosen for the pool, about 16 chunks per worker), and
    returns when all are done. The loop runs on as many threads as the pool
    has workers, the calling thread being one of them: it claims chunks too,
    and submits helper tasks for the others (a helper that finds the queue

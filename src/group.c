@@ -83,9 +83,9 @@
 
 #define NAP_MIN_NS          50000u   /* first nap of a waiting worker */
 #define NAP_MAX_NS          1000000u /* longest nap of a waiting worker */
-#define SPIN_NS             10000u   /* other waiters poll this long before sleeping */
+#define SPIN_NS             20000u   /* other waiters poll this long before sleeping */
 #define GROUP_MAX_UNLIMITED 65536u   /* most records of a limit-0 group, besides workers */
-#define PFOR_CHUNKS         8u       /* chunks per thread when grain is 0 */
+#define PFOR_CHUNKS         16u      /* chunks per thread when grain is 0 */
 
 /* Whether the calling thread is a worker of p, which must help, not sleep. */
 static bool helps(wp_pool *p)
