@@ -111,6 +111,7 @@ struct wp_pool {
     _Atomic uint64_t inline_done;
     _Atomic uint64_t rejected;
     _Atomic uint64_t discarded;
+    pthread_mutex_t discard_lock; /* serialises on_discard calls */
 };
 
 /* The pool whose task (or worker) this thread runs, and its worker id. */
@@ -207,8 +208,14 @@ static void run_inline(wp_pool *p, wp_task_fn fn, void *arg)
 
 static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
 {
-    /* Group members and parallel-for helpers are group.c's own records. */
-    if (!wp__group_discard(fn, arg) && p->cfg.on_discard) p->cfg.on_discard(fn, arg, p->cfg.user);
+    /* Group members and parallel-for helpers are group.c's own records.
+       discard_lock only makes the user's on_discard calls one at a time
+       (a worker helping in a group wait may drop tasks while shutdown does). */
+    if (!wp__group_discard(fn, arg) && p->cfg.on_discard) {
+        pthread_mutex_lock(&p->discard_lock);
+        p->cfg.on_discard(fn, arg, p->cfg.user);
+        pthread_mutex_unlock(&p->discard_lock);
+    }
     /* release: counted after on_discard ran (acquire in quiescent). */
     atomic_fetch_add_explicit(&p->discarded, 1, memory_order_release);
 }
@@ -365,10 +372,23 @@ static void *worker_main(void *arg)
 
 bool wp__pool_run_one(wp_pool *p)
 {
-    if (tls_pool != p || tls_id < 0 || state_of(p) == DISCARDING) return false;
+    if (tls_pool != p || tls_id < 0) return false;
+    /* relaxed: as in run_claimed. A paused pool starts nothing, also here. */
+    if (state_of(p) == RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed))
+        return false;
     uint64_t first;
     bool more;
     if (wp__ring_claim(&p->ring, 1, &first, &more) == 0) return false;
+    if (state_of(p) == DISCARDING) {
+        /* A task waits inside a task (a group wait) while WP_DISCARD runs:
+           what it waits for will never start. Drop it here, so that the
+           wait can end and the worker be joined. */
+        wp_task_fn fn;
+        void *arg;
+        wp__ring_take(&p->ring, first, &fn, &arg);
+        discard_task(p, fn, arg);
+        return true;
+    }
     run_claimed(&p->workers[tls_id], first, 1, false);
     return true;
 }
@@ -624,6 +644,7 @@ int wp_pool_shutdown(wp_pool *p, int how)
 
 static void pool_free(wp_pool *p)
 {
+    pthread_mutex_destroy(&p->discard_lock);
     wp__ring_free(&p->ring);
     free(p->workers);
     free(p);
@@ -663,7 +684,9 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     }
     p = mem;
     memset(p, 0, sizeof *p);
+    pthread_mutex_init(&p->discard_lock, NULL); /* default attributes: cannot fail */
     if ((rc = wp__ring_init(&p->ring, cap)) != 0) {
+        pthread_mutex_destroy(&p->discard_lock);
         free(p);
         pthread_attr_destroy(&attr);
         return rc;

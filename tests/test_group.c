@@ -232,6 +232,7 @@ typedef struct gated {
     int open;
     atomic_int entered, ran;
     int code;
+    void *code_pool; /* the pool, for tasks that need it */
 } gated;
 
 static void gated_init(gated *gt, int code)
@@ -629,6 +630,55 @@ TEST(go_on_a_shut_down_pool_is_epipe)
     ASSERT_EQ(atomic_load(&n), 0);
     wp_group_destroy(g);
     wp_group_destroy(limited);
+    wp_pool_destroy(p);
+}
+
+/* WP_DISCARD while a task waits for its group's members (helping): the
+   queued members are dropped by the waiting worker, its wait ends with
+   ECANCELED, and the shutdown can join it. */
+static atomic_int discard_wait_rc;
+
+static void waiting_parent(void *arg)
+{
+    gated *gt = arg;
+    wp_pool *p = (wp_pool *)gt->code_pool;
+    wp_group *g;
+    if (wp_group_create(&g, p, 0) != 0) return;
+    wp_group_go(g, gated_member, gt); /* first in the queue: this worker runs it */
+    for (int i = 0; i < 3; i++) wp_group_go(g, ran_member, gt);
+    atomic_store(&discard_wait_rc, wp_group_wait(g));
+    wp_group_destroy(g);
+}
+
+static void *discard_shutdown(void *arg)
+{
+    return (void *)(intptr_t)wp_pool_shutdown(arg, WP_DISCARD);
+}
+
+TEST(discard_while_a_task_waits_on_its_group)
+{
+    wp_pool *p = make_pool(1, 16);
+    ASSERT(p);
+    gated gt;
+    gated_init(&gt, 0);
+    gt.code_pool = p;
+    atomic_store(&discard_wait_rc, -1);
+    ASSERT_OK(wp_submit(p, waiting_parent, &gt));
+    ASSERT(wait_for(&gt.entered, 1)); /* the parent helps: runs the gated member */
+    pthread_t sd;
+    pthread_create(&sd, NULL, discard_shutdown, p);
+    test_sleep_ms(20);
+    gated_open(&gt);
+    void *rc;
+    pthread_join(sd, &rc);
+    ASSERT_EQ((intptr_t)rc, 0);
+    ASSERT_ERR(atomic_load(&discard_wait_rc), ECANCELED);
+    ASSERT_EQ(atomic_load(&gt.ran), 0);
+    wp_stats st;
+    wp_pool_stats(p, &st);
+    ASSERT_UEQ(st.discarded, 3);
+    ASSERT_UEQ(st.submitted, st.completed + st.discarded);
+    gated_destroy(&gt);
     wp_pool_destroy(p);
 }
 
