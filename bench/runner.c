@@ -65,6 +65,7 @@ struct source {
 struct result {
     uint64_t iters, jobs, ns;
     double ns_op, bytes_op, allocs_op;
+    double other_cpus; /* CPUs busy outside the child while it ran (see machine_busy_s) */
     long hwm_kb;
     unsigned workers;
 };
@@ -144,9 +145,34 @@ static int parse_workers(const char *s)
     return nworkers_list > 0 ? 0 : -1;
 }
 
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* CPU-seconds the whole machine has been busy (user, nice, system, irq,
+   softirq and steal, all CPUs), from /proc/stat; -1 if unreadable. Minus
+   what the child used, over the child's lifetime, it says how much else ran
+   meanwhile: the interference a row's number carries. */
+static double machine_busy_s(void)
+{
+    unsigned long long v[8] = {0};
+    FILE *f = fopen("/proc/stat", "r");
+    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3],
+                       &v[4], &v[5], &v[6], &v[7])
+              : 0;
+    if (f) fclose(f);
+    if (n < 8) return -1;
+    long hz = sysconf(_SC_CLK_TCK);
+    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)(hz > 0 ? hz : 100);
+}
+
 /* Spawns argv (with extra_env added to the environment), returns its stdout
    (malloc'd, NUL-terminated), its wait status and its ru_maxrss. */
-static char *spawn_read(char *const argv[], const char *extra_env, int *status, long *maxrss_kb)
+static char *spawn_read(char *const argv[], const char *extra_env, int *status, long *maxrss_kb,
+                        double *cpu_s)
 {
     int fd[2];
     if (pipe(fd) != 0) die("pipe: %s", strerror(errno));
@@ -189,6 +215,8 @@ static char *spawn_read(char *const argv[], const char *extra_env, int *status, 
     while (wait4(pid, status, 0, &ru) < 0 && errno == EINTR) {
     }
     *maxrss_kb = ru.ru_maxrss;
+    *cpu_s = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec * 1e-6 +
+             (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec * 1e-6;
     return out;
 }
 
@@ -241,13 +269,14 @@ static void list_rows(const struct source *src)
 {
     int status;
     long rss;
+    double cpu;
     char *out;
     if (src->is_go) {
         char *argv[] = {(char *)src->path, "-test.list", "^Benchmark", NULL};
-        out = spawn_read(argv, NULL, &status, &rss);
+        out = spawn_read(argv, NULL, &status, &rss, &cpu);
     } else {
         char *argv[] = {(char *)src->path, "--list", NULL};
-        out = spawn_read(argv, NULL, &status, &rss);
+        out = spawn_read(argv, NULL, &status, &rss, &cpu);
     }
     if (out == NULL || status != 0) {
         fprintf(stderr, "wpool_bench: cannot list the rows of %s; left out\n", src->path);
@@ -329,8 +358,12 @@ static int run_one(struct entry *e, uint64_t hint)
     }
     argv[a] = NULL;
 
-    char *out = spawn_read(argv, extra_env, &status, &rss_kb);
+    double busy0 = machine_busy_s(), t0 = wall_s(), cpu_s = 0;
+    char *out = spawn_read(argv, extra_env, &status, &rss_kb, &cpu_s);
     struct result r = {0};
+    double wall = wall_s() - t0, busy = machine_busy_s() - busy0;
+    r.other_cpus = busy0 >= 0 && wall > 0 ? (busy - cpu_s) / wall : 0;
+    if (r.other_cpus < 0) r.other_cpus = 0;
     int ok = 0;
     if (out != NULL && status == 0) {
         if (e->src->is_go) {
@@ -419,6 +452,7 @@ static void summarise(struct entry *e)
     e->med.ns_op = m;
     e->med.bytes_op = median_of(e, offsetof(struct result, bytes_op));
     e->med.allocs_op = median_of(e, offsetof(struct result, allocs_op));
+    e->med.other_cpus = median_of(e, offsetof(struct result, other_cpus));
     e->ns_min = e->ns_max = e->res[0].ns_op;
     e->peak_kb = 0;
     for (int i = 0; i < e->nres; i++) {
@@ -508,8 +542,8 @@ static void print_table(FILE *o)
 {
     double base = serial_ns();
     if (flood_jobs) {
-        fprintf(o, "\n%-28s %7s %10s %8s %10s %9s %8s %10s\n", "name", "workers", "jobs", "time s",
-                "ns/job", "allocs/j", "B/job", "peak RSS");
+        fprintf(o, "\n%-28s %7s %10s %8s %10s %9s %8s %10s %6s\n", "name", "threads", "jobs",
+                "time s", "ns/job", "allocs/j", "B/job", "peak RSS", "other");
         for (int i = 0; i < nentries; i++) {
             const struct entry *e = &entries[i];
             if (e->nres == 0) {
@@ -520,9 +554,10 @@ static void print_table(FILE *o)
             char al[32], by[32];
             fmt_amount(al, sizeof al, r->allocs_op);
             fmt_amount(by, sizeof by, r->bytes_op);
-            fprintf(o, "%-28s %7u %10llu %8.2f %10.1f %9s %8s %7.1f MB%s\n", e->name, r->workers,
-                    (unsigned long long)r->jobs, (double)r->ns / 1e9, r->ns_op, al, by,
-                    (double)r->hwm_kb / 1024.0, r->jobs < flood_jobs ? "  (stopped early)" : "");
+            fprintf(o, "%-28s %7u %10llu %8.2f %10.1f %9s %8s %7.1f MB %6.2f%s\n", e->name,
+                    r->workers, (unsigned long long)r->jobs, (double)r->ns / 1e9, r->ns_op, al, by,
+                    (double)r->hwm_kb / 1024.0, r->other_cpus,
+                    r->jobs < flood_jobs ? "  (stopped early)" : "");
         }
         return;
     }
@@ -539,9 +574,9 @@ static void print_table(FILE *o)
         fmt_amount(by, sizeof by, e->med.bytes_op);
         if (base > 0) snprintf(rel, sizeof rel, "%.2fx", e->med.ns_op / base);
         double spread = e->med.ns_op > 0 ? 50.0 * (e->ns_max - e->ns_min) / e->med.ns_op : 0;
-        fprintf(o, "%-30s %7u %8llu %12.0f %5.1f%% %8.1f %10s %9s %7.1f MB %9s%s\n", e->name,
+        fprintf(o, "%-30s %7u %8llu %12.0f %5.1f%% %8.1f %10s %9s %7.1f MB %9s %6.2f%s\n", e->name,
                 e->med.workers, (unsigned long long)e->med.iters, e->med.ns_op, spread,
-                e->med.ns_op / 10000.0, by, al, (double)e->peak_kb / 1024.0, rel,
+                e->med.ns_op / 10000.0, by, al, (double)e->peak_kb / 1024.0, rel, e->med.other_cpus,
                 e->failed ? "  (a round failed)" : "");
     }
 }
@@ -575,7 +610,7 @@ static void write_files(void)
     FILE *f = open_out("csv", path, sizeof path);
     if (f) {
         fprintf(f, "name,family,workers,rounds,iters,ns_op,ns_op_min,ns_op_max,ns_job,bytes_op,"
-                   "allocs_op,peak_rss_kb,vs_serial,jobs,status\n");
+                   "allocs_op,peak_rss_kb,vs_serial,jobs,status,other_cpus\n");
         for (int i = 0; i < nentries; i++) {
             const struct entry *e = &entries[i];
             char family[128];
@@ -587,12 +622,13 @@ static void write_files(void)
                         e->why);
                 continue;
             }
-            fprintf(f, "%s,%s,%u,%d,%llu,%.1f,%.1f,%.1f,%.2f,%.2f,%.4f,%ld,%.4f,%llu,%s\n", e->name,
-                    family, e->med.workers, e->nres, (unsigned long long)e->med.iters, e->med.ns_op,
-                    e->ns_min, e->ns_max, flood_jobs ? e->med.ns_op : e->med.ns_op / 10000.0,
-                    e->med.bytes_op, e->med.allocs_op, e->peak_kb,
-                    base > 0 ? e->med.ns_op / base : 0, (unsigned long long)e->med.jobs,
-                    e->failed ? "round failed" : "ok");
+            fprintf(f, "%s,%s,%u,%d,%llu,%.1f,%.1f,%.1f,%.2f,%.2f,%.4f,%ld,%.4f,%llu,%s,%.2f\n",
+                    e->name, family, e->med.workers, e->nres, (unsigned long long)e->med.iters,
+                    e->med.ns_op, e->ns_min, e->ns_max,
+                    flood_jobs ? e->med.ns_op : e->med.ns_op / 10000.0, e->med.bytes_op,
+                    e->med.allocs_op, e->peak_kb, base > 0 ? e->med.ns_op / base : 0,
+                    (unsigned long long)e->med.jobs, e->failed ? "round failed" : "ok",
+                    e->med.other_cpus);
         }
         fclose(f);
         fprintf(stderr, "wrote %s\n", path);
@@ -626,19 +662,21 @@ static void write_files(void)
                 fprintf(f, "}");
                 continue;
             }
-            fprintf(f,
-                    ", \"workers\": %u, \"ns_op\": %.1f, \"ns_op_min\": %.1f, "
-                    "\"ns_op_max\": %.1f, \"bytes_op\": %.2f, \"allocs_op\": %.4f, "
-                    "\"peak_rss_kb\": %ld, \"vs_serial\": %.4f, \"rounds\": [",
-                    e->med.workers, e->med.ns_op, e->ns_min, e->ns_max, e->med.bytes_op,
-                    e->med.allocs_op, e->peak_kb, base > 0 ? e->med.ns_op / base : 0);
+            fprintf(
+                f,
+                ", \"workers\": %u, \"ns_op\": %.1f, \"ns_op_min\": %.1f, "
+                "\"ns_op_max\": %.1f, \"bytes_op\": %.2f, \"allocs_op\": %.4f, "
+                "\"peak_rss_kb\": %ld, \"vs_serial\": %.4f, \"other_cpus\": %.2f, \"rounds\": [",
+                e->med.workers, e->med.ns_op, e->ns_min, e->ns_max, e->med.bytes_op,
+                e->med.allocs_op, e->peak_kb, base > 0 ? e->med.ns_op / base : 0,
+                e->med.other_cpus);
             for (int k = 0; k < e->nres; k++)
                 fprintf(f,
                         "%s{\"iters\": %llu, \"jobs\": %llu, \"ns_op\": %.1f, \"bytes_op\": "
-                        "%.2f, \"allocs_op\": %.4f, \"peak_rss_kb\": %ld}",
+                        "%.2f, \"allocs_op\": %.4f, \"peak_rss_kb\": %ld, \"other_cpus\": %.2f}",
                         k ? ", " : "", (unsigned long long)e->res[k].iters,
                         (unsigned long long)e->res[k].jobs, e->res[k].ns_op, e->res[k].bytes_op,
-                        e->res[k].allocs_op, e->res[k].hwm_kb);
+                        e->res[k].allocs_op, e->res[k].hwm_kb, e->res[k].other_cpus);
             fprintf(f, "]}");
         }
         fprintf(f, "\n  ]\n}\n");
