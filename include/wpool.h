@@ -66,7 +66,7 @@ enum {
 
 typedef struct wp_config {
     unsigned workers;      /* 0: $WPOOL_WORKERS if set and valid, else wp_cpu_count() */
-    size_t queue_capacity; /* most tasks queued and not yet started; 0: default (1024) */
+    size_t queue_capacity; /* most tasks queued and not yet started; 0: default (4096) */
     int full_policy;       /* WP_FULL_BLOCK, WP_FULL_REJECT or WP_FULL_CALLER_RUNS */
     const char *name;      /* worker thread name prefix: "wpool" -> "wpool-0"; NULL: "wpool" */
     size_t stack_size;     /* worker stack size in bytes; 0: system default */

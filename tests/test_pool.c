@@ -118,7 +118,7 @@ TEST(create_with_null_config_uses_cpu_count)
     wp_stats st;
     wp_pool_stats(p, &st);
     ASSERT_EQ(st.workers, wp_cpu_count());
-    ASSERT_EQ(st.capacity, 1024);
+    ASSERT_EQ(st.capacity, 4096);
     wp_pool_destroy(p);
 }
 
