@@ -3,7 +3,8 @@
 # its CSV/JSON/txt under $(BENCH_BUILD)/bench/.
 #
 #   make bench         the seed table: Serial, UnboundedThreads, WorkerPool,
-#                      WorkerPoolBatch, WorkerPoolParallelFor (~1 minute)
+#                      WorkerPoolBatch, WorkerPoolParallelFor; then the hot
+#                      path table: Empty, Wakeup, Idle, Nested (~1 minute)
 #   make bench-peers   the same op and table with C-Thread-Pool (and its API
 #                      on wpool), GThreadPool, OpenMP, oneTBB and Go
 #   make bench-sweep   ns/job against workers 1..64 for wpool and each C peer,
@@ -31,8 +32,9 @@ bench-configure:
 	  -DWPOOL_BUILD_BENCH=ON -DWPOOL_BUILD_TESTS=OFF -DWPOOL_BUILD_EXAMPLES=OFF
 
 bench: bench-configure
-	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_bench
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_bench wpool_hotpath
 	$(BENCH_EXE) --out $(BENCH_OUT) --tag seed
+	$(BENCH_OUT)/wpool_hotpath --out $(BENCH_OUT)
 
 bench-peers-build:
 	@sh bench/deps.sh $(BENCH_PKGS)

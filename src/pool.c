@@ -107,6 +107,8 @@ struct wp_pool {
     alignas(WP__CACHE_LINE) _Atomic int state; /* RUNNING, DRAINING, DISCARDING, STOPPED */
     _Atomic int paused;
     wp__event work_ev, room_ev, idle_ev; /* each on its own cache line */
+    /* Written by workers as they start and stop spinning for work. */
+    alignas(WP__CACHE_LINE) _Atomic unsigned spinning;
     /* Off the hot path: caller-runs tasks, rejections, discards. */
     alignas(WP__CACHE_LINE) _Atomic uint64_t inline_started;
     _Atomic uint64_t inline_done;
@@ -181,7 +183,12 @@ static void idle_notify(wp_pool *p)
    claim in wp__ring_push was a seq_cst CAS. */
 static void workers_notify(wp_pool *p)
 {
-    if (atomic_load_explicit(&p->work_ev.waiters, memory_order_seq_cst))
+    /* A spinning worker will take the task (and wake another if it leaves
+       tasks behind): no system call then, Go's rule. seq_cst: pairs with the
+       seq_cst decrement in worker_spin, which precedes that worker's
+       recheck before it sleeps. */
+    if (atomic_load_explicit(&p->work_ev.waiters, memory_order_seq_cst) &&
+        atomic_load_explicit(&p->spinning, memory_order_seq_cst) == 0)
         wp__event_wake_one(&p->work_ev);
 }
 
@@ -299,18 +306,34 @@ static void worker_park(wp_pool *p)
 /* Spins up to WP__SPIN_NS for a task; true if one (or a state change) came. */
 static bool worker_spin(wp_pool *p)
 {
+    /* At most half the workers (at least one) spin at once: with as many
+       workers as CPUs, more spinners would only take CPU from a producer. */
+    unsigned max = p->nworkers / 2 ? p->nworkers / 2 : 1;
+    /* relaxed: a hint; the increment below is what counts. */
+    if (atomic_load_explicit(&p->spinning, memory_order_relaxed) >= max) return false;
+    /* seq_cst: a submitter that reads spinning > 0 skips its wake-up, so this
+       count must be visible before we stop looking for work (see below). */
+    atomic_fetch_add_explicit(&p->spinning, 1, memory_order_seq_cst);
+    bool found = false;
     uint64_t deadline = 0;
     for (unsigned i = 0;; i++) {
-        if (wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring)) return true;
+        if (wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring)) {
+            found = true;
+            break;
+        }
         if ((i & 63) == 0) {
             uint64_t now = wp__now_ns();
             if (deadline == 0)
                 deadline = now + WP__SPIN_NS;
             else if (now >= deadline)
-                return false;
+                break;
         }
         wp__cpu_relax();
     }
+    /* seq_cst: ordered before the recheck in worker_park (if we give up), so
+       a task whose submitter saw us spinning is seen there. */
+    atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_seq_cst);
+    return found;
 }
 
 static void worker_name(const wp_pool *p, unsigned id, char out[16])
@@ -712,6 +735,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     p->cfg.name = p->name;
     atomic_init(&p->state, RUNNING);
     atomic_init(&p->paused, 0);
+    atomic_init(&p->spinning, 0);
     wp__event_init(&p->work_ev);
     wp__event_init(&p->room_ev);
     wp__event_init(&p->idle_ev);
