@@ -67,7 +67,7 @@
 #define WP__DEFAULT_CAPACITY 4096u /* 128 KiB of slots */
 #endif
 #ifndef WP__CLAIM_MAX
-#define WP__CLAIM_MAX 16u /* most tasks a worker claims with one CAS */
+#define WP__CLAIM_MAX 32u /* most tasks a worker claims with one CAS */
 #endif
 #ifndef WP__SHORT_TASK_NS
 #define WP__SHORT_TASK_NS 20000u /* runs of tasks shorter than this grow the claim */
@@ -230,12 +230,17 @@ static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
 
 static void worker_park(wp_pool *p);
 
-/* A submitter waits for room: wake it once the ring is half empty, or
-   whatever the level when `now` (the caller is going idle). */
-static void room_notify(wp_pool *p, bool now)
+/* A submitter waits for room: wake it once the ring is half empty (taken
+   is a position this worker just took: the tasks after it are what is
+   queued; using it rather than the shared consumer index saves a cache miss
+   per task), or whatever the level with taken = UINT64_MAX (the caller is
+   going idle). */
+static void room_notify(wp_pool *p, uint64_t taken)
 {
-    if (!now) {
-        uint64_t queued = wp__ring_produced(&p->ring) - wp__ring_consumed(&p->ring);
+    if (taken != UINT64_MAX) {
+        /* The producer index does not move while its submitter sleeps: a
+           cached line. */
+        uint64_t queued = wp__ring_produced(&p->ring) - taken;
         if (queued > p->ring.cap / 2) return;
     }
     wp__event_wake_one(&p->room_ev);
@@ -267,7 +272,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
         wp__ring_take(&p->ring, first + i, &fn, &arg);
         /* A slot came free. relaxed hint only: the fenced check after the
            run catches a submitter that registered just now. */
-        if (wp__event_has_waiters(&p->room_ev)) room_notify(p, false);
+        if (wp__event_has_waiters(&p->room_ev)) room_notify(p, first + i);
         /* relaxed: active is a statistic. */
         atomic_store_explicit(&w->active, 1, memory_order_relaxed);
         w->depth++;
@@ -281,7 +286,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
     /* seq_cst fence: the completions and slot releases above come before
        the checks of room_ev and idle_ev waiters (park.h's protocol). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (wp__event_has_waiters(&p->room_ev)) room_notify(p, false);
+    if (wp__event_has_waiters(&p->room_ev)) room_notify(p, first + n - 1);
     idle_notify(p);
     return true;
 }
@@ -292,7 +297,7 @@ static void worker_park(wp_pool *p)
     /* Going idle: a submitter still asleep on a full ring (a pause, or the
        half-empty rule) is woken whatever the level. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring)) room_notify(p, true);
+    if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring)) room_notify(p, UINT64_MAX);
     uint32_t key = wp__event_prepare(&p->work_ev);
     bool sleep =
         state_of(p) == RUNNING &&
