@@ -72,6 +72,9 @@
 #ifndef WP__SHORT_TASK_NS
 #define WP__SHORT_TASK_NS 20000u /* runs of tasks shorter than this grow the claim */
 #endif
+#ifndef WP__SPIN_PAUSES
+#define WP__SPIN_PAUSES 64u /* idle workers poll with pause this often, then yield */
+#endif
 #ifndef WP__SPIN_NS
 #define WP__SPIN_NS 20000u /* idle workers spin this long before sleeping */
 #endif
@@ -297,7 +300,8 @@ static void worker_park(wp_pool *p)
     /* Going idle: a submitter still asleep on a full ring (a pause, or the
        half-empty rule) is woken whatever the level. */
     atomic_thread_fence(memory_order_seq_cst);
-    if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring)) room_notify(p, UINT64_MAX);
+    if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring))
+        room_notify(p, UINT64_MAX);
     uint32_t key = wp__event_prepare(&p->work_ev);
     bool sleep =
         state_of(p) == RUNNING &&
@@ -311,11 +315,6 @@ static void worker_park(wp_pool *p)
 /* Spins up to WP__SPIN_NS for a task; true if one (or a state change) came. */
 static bool worker_spin(wp_pool *p)
 {
-    /* At most half the workers (at least one) spin at once: with as many
-       workers as CPUs, more spinners would only take CPU from a producer. */
-    unsigned max = p->nworkers / 2 ? p->nworkers / 2 : 1;
-    /* relaxed: a hint; the increment below is what counts. */
-    if (atomic_load_explicit(&p->spinning, memory_order_relaxed) >= max) return false;
     /* seq_cst: a submitter that reads spinning > 0 skips its wake-up, so this
        count must be visible before we stop looking for work (see below). */
     atomic_fetch_add_explicit(&p->spinning, 1, memory_order_seq_cst);
@@ -326,14 +325,20 @@ static bool worker_spin(wp_pool *p)
             found = true;
             break;
         }
-        if ((i & 63) == 0) {
-            uint64_t now = wp__now_ns();
-            if (deadline == 0)
-                deadline = now + WP__SPIN_NS;
-            else if (now >= deadline)
-                break;
+        if (i < WP__SPIN_PAUSES) {
+            wp__cpu_relax();
+            continue;
         }
-        wp__cpu_relax();
+        /* Past the first microsecond, give the CPU to whoever else is
+           runnable here (typically the producer, when there are as many
+           workers as CPUs) instead of burning it: waking a sleeper later
+           costs far more (a futex call and, in a VM, an IPI). */
+        uint64_t now = wp__now_ns();
+        if (deadline == 0)
+            deadline = now + WP__SPIN_NS;
+        else if (now >= deadline)
+            break;
+        sched_yield();
     }
     /* seq_cst: ordered before the recheck in worker_park (if we give up), so
        a task whose submitter saw us spinning is seen there. */
