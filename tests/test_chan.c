@@ -4,7 +4,7 @@
  * racing with close. Sizes scale with WPOOL_TEST_SCALE and shrink under
  * WPOOL_TEST_SMALL (valgrind).
  */
-#include "chan.h"
+#include "chan_helpers.h"
 #include "test.h"
 #include "wpool.h"
 
@@ -12,27 +12,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-
-static unsigned iters(unsigned n)
-{
-    return getenv("WPOOL_TEST_SMALL") ? (n / 20 ? n / 20 : 1) : n * test_scale();
-}
-
-/* Live operations queued on c (white box: only to know a thread blocks). */
-static size_t queued(wp_chan *c, int op)
-{
-    size_t n = 0;
-    wp__chan_lock(c);
-    for (struct wp__chan_sudog *s = op == WP_SEND ? c->sendq.first : c->recvq.first; s; s = s->next)
-        n += atomic_load(&s->w->done) == 0;
-    wp__chan_unlock(c);
-    return n;
-}
-
-static void wait_queued(wp_chan *c, int op, size_t n)
-{
-    while (queued(c, op) < n) test_sleep_ms(1);
-}
 
 /* ------------------------------------------------------------ arguments -- */
 
@@ -416,7 +395,7 @@ static void *mpmc_receiver(void *arg)
 static void run_mpmc(size_t cap, size_t elem_size, int senders, int receivers, int timed)
 {
     struct mpmc m = {
-        .elem_size = elem_size, .per_sender = iters(timed ? 2000 : 5000), .timed = timed};
+        .elem_size = elem_size, .per_sender = test_iters(timed ? 2000 : 5000), .timed = timed};
     unsigned total = m.per_sender * (unsigned)senders;
     m.seen = calloc(total, 1);
     ASSERT(m.seen != NULL);
@@ -496,7 +475,7 @@ static void *race_receiver(void *arg)
 
 TEST(close_racing_with_senders_and_receivers)
 {
-    unsigned rounds = iters(40);
+    unsigned rounds = test_iters(40);
     for (unsigned round = 0; round < rounds; round++) {
         struct race x = {.max = 1u << 16};
         x.sent = calloc(x.max, 1);

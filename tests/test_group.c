@@ -5,6 +5,7 @@
  *
  * WPOOL_TEST_SMALL=1 shrinks the sizes (valgrind); WPOOL_TEST_SCALE grows them.
  */
+#include "helpers.h"
 #include "test.h"
 #include "wpool.h"
 
@@ -12,33 +13,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-static int scaled(int n)
-{
-    if (getenv("WPOOL_TEST_SMALL")) return n / 20 ? n / 20 : 1;
-    return n * (int)test_scale();
-}
-
-static wp_pool *make_pool(unsigned workers, size_t capacity)
-{
-    wp_config cfg;
-    wp_config_init(&cfg);
-    cfg.workers = workers;
-    cfg.queue_capacity = capacity;
-    wp_pool *p = NULL;
-    if (wp_pool_create(&p, &cfg) != 0) return NULL;
-    return p;
-}
-
-/* Waits (up to ~10 s) until *v reaches want. */
-static int wait_for(atomic_int *v, int want)
-{
-    for (int i = 0; i < 10000; i++) {
-        if (atomic_load(v) >= want) return 1;
-        test_sleep_ms(1);
-    }
-    return 0;
-}
 
 static int count_member(void *arg)
 {
@@ -79,7 +53,7 @@ TEST(wait_waits_for_every_member)
     wp_group *g;
     ASSERT_OK(wp_group_create(&g, p, 0));
     atomic_int n = 0;
-    int total = scaled(5000);
+    int total = (int)test_iters(5000);
     for (int i = 0; i < total; i++) ASSERT_OK(wp_group_go(g, count_member, &n));
     ASSERT_OK(wp_group_wait(g));
     ASSERT_EQ(atomic_load(&n), total);
@@ -95,7 +69,7 @@ TEST(destroy_waits_for_members)
     wp_group *g;
     ASSERT_OK(wp_group_create(&g, p, 0));
     atomic_int n = 0;
-    int total = scaled(1000);
+    int total = (int)test_iters(1000);
     for (int i = 0; i < total; i++) ASSERT_OK(wp_group_go(g, count_member, &n));
     wp_group_destroy(g); /* no wait first */
     ASSERT_EQ(atomic_load(&n), total);
@@ -151,7 +125,7 @@ TEST(limit_is_reached_and_never_exceeded)
         limit_probe lp = {.limit = (int)limits[k]};
         wp_group *g;
         ASSERT_OK(wp_group_create(&g, p, limits[k]));
-        int total = scaled(400);
+        int total = (int)test_iters(400);
         for (int i = 0; i < total; i++) ASSERT_OK(wp_group_go(g, limit_member, &lp));
         ASSERT_OK(wp_group_wait(g));
         ASSERT_EQ(atomic_load(&lp.done), total);
@@ -182,7 +156,7 @@ TEST(limit_holds_with_many_threads_calling_go)
     wp_group *g;
     ASSERT_OK(wp_group_create(&g, p, 4));
     pthread_t t[4];
-    many_go m = {g, &lp, scaled(300)};
+    many_go m = {g, &lp, (int)test_iters(300)};
     for (int i = 0; i < 4; i++) ASSERT_OK(pthread_create(&t[i], NULL, go_thread, &m));
     for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
     ASSERT_OK(wp_group_wait(g));

@@ -5,6 +5,7 @@
  *
  * WPOOL_TEST_SMALL=1 shrinks the sizes (valgrind).
  */
+#include "helpers.h"
 #include "test.h"
 #include "wpool.h"
 
@@ -12,17 +13,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-
-static wp_pool *make_pool(unsigned workers, size_t capacity)
-{
-    wp_config cfg;
-    wp_config_init(&cfg);
-    cfg.workers = workers;
-    cfg.queue_capacity = capacity;
-    wp_pool *p = NULL;
-    if (wp_pool_create(&p, &cfg) != 0) return NULL;
-    return p;
-}
 
 /* Marks every index it is given; checks the chunk's shape. */
 typedef struct cover {
@@ -231,40 +221,22 @@ TEST(loops_from_many_threads_at_once)
     wp_pool_destroy(p);
 }
 
-/* A gate that holds the pool's only worker. */
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open;
-    atomic_int entered;
-} gate;
-
-static void gate_task(void *arg)
-{
-    gate *g = arg;
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->mu);
-    while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
 TEST(full_queue_the_caller_does_it_all)
 {
     wp_pool *p = make_pool(2, 1);
     ASSERT(p);
-    gate g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+    gate g;
+    gate_init(&g);
     ASSERT_OK(wp_submit(p, gate_task, &g));
     ASSERT_OK(wp_submit(p, gate_task, &g));
-    for (int i = 0; i < 10000 && atomic_load(&g.entered) < 2; i++) test_sleep_ms(1);
+    ASSERT(wait_for(&g.entered, 2));
     ASSERT_OK(wp_submit(p, gate_task, &g)); /* the queue of one is full now */
     /* Had the loop queued a helper it would wait for the gate: it must not. */
     ASSERT_EQ(check_cover(p, 0, 1000, 10), 0);
-    pthread_mutex_lock(&g.mu);
-    g.open = 1;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    gate_open(&g);
     ASSERT_OK(wp_wait(p));
     wp_pool_destroy(p);
+    gate_destroy(&g);
 }
 
 TEST_MAIN()

@@ -1,6 +1,7 @@
 /*
  * The pool's contract, one rule per test: every function, every error code.
  */
+#include "helpers.h"
 #include "test.h"
 #include "wpool.h"
 
@@ -28,67 +29,6 @@ static void mark_task(void *arg)
 static void nop_task(void *arg)
 {
     (void)arg;
-}
-
-/* A gate: tasks block in gate_task until gate_open. */
-typedef struct gate {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int open;
-    atomic_int entered;
-} gate;
-
-static void gate_init(gate *g)
-{
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, NULL);
-    g->open = 0;
-    atomic_init(&g->entered, 0);
-}
-
-static void gate_open(gate *g)
-{
-    pthread_mutex_lock(&g->mu);
-    g->open = 1;
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_task(void *arg)
-{
-    gate *g = arg;
-    atomic_fetch_add(&g->entered, 1);
-    pthread_mutex_lock(&g->mu);
-    while (!g->open) pthread_cond_wait(&g->cv, &g->mu);
-    pthread_mutex_unlock(&g->mu);
-}
-
-static void gate_destroy(gate *g)
-{
-    pthread_mutex_destroy(&g->mu);
-    pthread_cond_destroy(&g->cv);
-}
-
-/* Waits (up to ~10 s) until *v reaches want. */
-static int wait_for(atomic_int *v, int want)
-{
-    for (int i = 0; i < 10000; i++) {
-        if (atomic_load(v) >= want) return 1;
-        test_sleep_ms(1);
-    }
-    return 0;
-}
-
-static wp_pool *make_pool(unsigned workers, size_t cap, int policy)
-{
-    wp_config cfg;
-    wp_config_init(&cfg);
-    cfg.workers = workers;
-    cfg.queue_capacity = cap;
-    cfg.full_policy = policy;
-    wp_pool *p = NULL;
-    if (wp_pool_create(&p, &cfg) != 0) return NULL;
-    return p;
 }
 
 /* ---------------------------------------------------------- creation -- */
@@ -154,12 +94,12 @@ TEST(create_rejects_bad_arguments)
 TEST(workers_env_overrides_default_only)
 {
     setenv("WPOOL_WORKERS", "3", 1);
-    wp_pool *p = make_pool(0, 0, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(0, 0, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     ASSERT_EQ(wp_pool_workers(p), 3);
     wp_pool_destroy(p);
 
-    p = make_pool(2, 0, WP_FULL_BLOCK); /* explicit count wins */
+    p = make_pool_policy(2, 0, WP_FULL_BLOCK); /* explicit count wins */
     ASSERT(p != NULL);
     ASSERT_EQ(wp_pool_workers(p), 2);
     wp_pool_destroy(p);
@@ -167,7 +107,7 @@ TEST(workers_env_overrides_default_only)
     const char *bad[] = {"0", "-2", "abc", "4x", "", "99999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         setenv("WPOOL_WORKERS", bad[i], 1);
-        p = make_pool(0, 0, WP_FULL_BLOCK);
+        p = make_pool_policy(0, 0, WP_FULL_BLOCK);
         ASSERT(p != NULL);
         ASSERT_EQ(wp_pool_workers(p), wp_cpu_count());
         wp_pool_destroy(p);
@@ -179,7 +119,7 @@ TEST(capacity_is_exact_for_any_size)
 {
     size_t caps[] = {1, 3, 5, 8, 1000};
     for (size_t i = 0; i < sizeof caps / sizeof *caps; i++) {
-        wp_pool *p = make_pool(1, caps[i], WP_FULL_REJECT);
+        wp_pool *p = make_pool_policy(1, caps[i], WP_FULL_REJECT);
         ASSERT(p != NULL);
         gate g;
         gate_init(&g);
@@ -220,7 +160,7 @@ TEST(null_handles_are_safe)
     void *args[1] = {NULL};
     ASSERT_ERR(wp_submit_batch(NULL, nop_task, args, 1), EINVAL);
 
-    wp_pool *p = make_pool(1, 4, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 4, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     ASSERT_ERR(wp_submit(p, NULL, NULL), EINVAL);
     ASSERT_ERR(wp_try_submit(p, NULL, NULL), EINVAL);
@@ -243,7 +183,7 @@ TEST(every_task_runs_exactly_once)
     enum { N = 20000 };
     static atomic_int slots[N];
     for (int i = 0; i < N; i++) atomic_init(&slots[i], 0);
-    wp_pool *p = make_pool(4, 64, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(4, 64, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     for (int i = 0; i < N; i++) ASSERT_OK(wp_submit(p, mark_task, &slots[i]));
     ASSERT_OK(wp_wait(p));
@@ -261,7 +201,7 @@ TEST(every_task_runs_exactly_once)
 
 TEST(wait_on_idle_pool_returns_at_once)
 {
-    wp_pool *p = make_pool(2, 0, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(2, 0, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     ASSERT_OK(wp_wait(p));
     ASSERT_OK(wp_wait(p));
@@ -300,7 +240,7 @@ TEST(wait_covers_tasks_submitted_by_tasks)
        through a queue far smaller than the tree. */
     size_t caps[] = {1024, 2};
     for (size_t k = 0; k < 2; k++) {
-        wp_pool *p = make_pool(2, caps[k], WP_FULL_BLOCK);
+        wp_pool *p = make_pool_policy(2, caps[k], WP_FULL_BLOCK);
         ASSERT(p != NULL);
         fan f = {.pool = p, .depth = 10};
         atomic_init(&f.count, 0);
@@ -333,7 +273,7 @@ static void probe_task(void *arg)
 
 TEST(wait_and_shutdown_inside_a_task_are_edeadlk)
 {
-    wp_pool *p = make_pool(2, 0, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(2, 0, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     probe pr = {.pool = p};
     ASSERT_OK(wp_submit(p, probe_task, &pr));
@@ -355,8 +295,8 @@ static void wait_other_task(void *arg)
 
 TEST(wait_on_another_pool_inside_a_task)
 {
-    wp_pool *a = make_pool(1, 0, WP_FULL_BLOCK);
-    wp_pool *b = make_pool(1, 0, WP_FULL_BLOCK);
+    wp_pool *a = make_pool_policy(1, 0, WP_FULL_BLOCK);
+    wp_pool *b = make_pool_policy(1, 0, WP_FULL_BLOCK);
     ASSERT(a && b);
     atomic_int n = 0;
     for (int i = 0; i < 100; i++) ASSERT_OK(wp_submit(b, count_task, &n));
@@ -373,12 +313,10 @@ TEST(wait_on_another_pool_inside_a_task)
 
 TEST(reject_policy_returns_eagain_and_counts)
 {
-    wp_pool *p = make_pool(1, 2, WP_FULL_REJECT);
+    wp_pool *p = make_pool_policy(1, 2, WP_FULL_REJECT);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     ASSERT_OK(wp_submit(p, count_task, &n));
     ASSERT_OK(wp_submit(p, count_task, &n));
@@ -416,12 +354,10 @@ static void where_task(void *arg)
 
 TEST(caller_runs_policy_runs_on_the_caller)
 {
-    wp_pool *p = make_pool(1, 1, WP_FULL_CALLER_RUNS);
+    wp_pool *p = make_pool_policy(1, 1, WP_FULL_CALLER_RUNS);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     ASSERT_OK(wp_submit(p, count_task, &n)); /* fills the queue */
     where w = {.pool = p};
@@ -473,12 +409,10 @@ static void *submit_thread(void *arg)
 
 TEST(block_policy_waits_for_room)
 {
-    wp_pool *p = make_pool(1, 1, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 1, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     ASSERT_OK(wp_submit(p, count_task, &n)); /* full now */
     submitter s = {.pool = p, .counter = &n};
@@ -500,12 +434,10 @@ TEST(block_policy_waits_for_room)
 
 TEST(submit_timeout_gets_room_in_time)
 {
-    wp_pool *p = make_pool(1, 1, WP_FULL_REJECT);
+    wp_pool *p = make_pool_policy(1, 1, WP_FULL_REJECT);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     ASSERT_OK(wp_submit(p, count_task, &n));
     submitter s = {.pool = p, .counter = &n, .use_timeout = 1, .timeout = WP_FOREVER};
@@ -530,7 +462,7 @@ static void *shutdown_thread(void *arg)
 TEST(blocked_submitter_gets_epipe_at_shutdown)
 {
     for (int use_timeout = 0; use_timeout < 2; use_timeout++) {
-        wp_pool *p = make_pool(1, 1, WP_FULL_BLOCK);
+        wp_pool *p = make_pool_policy(1, 1, WP_FULL_BLOCK);
         ASSERT(p != NULL);
         gate g;
         gate_init(&g);
@@ -558,12 +490,10 @@ TEST(blocked_submitter_gets_epipe_at_shutdown)
 
 TEST(submit_timeout_times_out_and_counts)
 {
-    wp_pool *p = make_pool(1, 1, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 1, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     ASSERT_OK(wp_submit_timeout(p, count_task, &n, 0)); /* room: no wait needed */
     ASSERT_ERR(wp_submit_timeout(p, count_task, &n, 0), ETIMEDOUT);
@@ -597,7 +527,7 @@ TEST(batch_submits_all_through_a_small_queue)
             atomic_init(&slots[i], 0);
             args[i] = &slots[i];
         }
-        wp_pool *p = make_pool(2, 7, policies[k]);
+        wp_pool *p = make_pool_policy(2, 7, policies[k]);
         ASSERT(p != NULL);
         ASSERT_OK(wp_submit_batch(p, batch_task, args, N));
         ASSERT_OK(wp_wait(p));
@@ -613,12 +543,10 @@ TEST(batch_submits_all_through_a_small_queue)
 
 TEST(batch_caller_runs_the_overflow)
 {
-    wp_pool *p = make_pool(1, 2, WP_FULL_CALLER_RUNS);
+    wp_pool *p = make_pool_policy(1, 2, WP_FULL_CALLER_RUNS);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     where w[5];
     void *args[5];
     for (int i = 0; i < 5; i++) {
@@ -671,7 +599,7 @@ TEST(task_submitting_to_its_own_full_pool_never_deadlocks)
 {
     /* One worker, queue of one: the worker is the only one who can make
        room, so a blocking submit from it must run the child itself. */
-    wp_pool *p = make_pool(1, 1, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 1, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     nest n = {.pool = p};
     for (int i = 0; i < 3; i++) ASSERT_OK(wp_submit(p, nest_parent, &n));
@@ -689,7 +617,7 @@ TEST(task_submitting_to_its_own_full_pool_never_deadlocks)
 
 TEST(pause_stops_starting_tasks)
 {
-    wp_pool *p = make_pool(2, 256, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(2, 256, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     wp_pool_pause(p);
     atomic_int n = 0;
@@ -716,12 +644,10 @@ TEST(pause_stops_starting_tasks)
 
 TEST(pause_lets_running_task_finish)
 {
-    wp_pool *p = make_pool(1, 16, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 16, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     for (int i = 0; i < 5; i++) ASSERT_OK(wp_submit(p, count_task, &n));
     wp_pool_pause(p);
@@ -741,7 +667,7 @@ TEST(pause_lets_running_task_finish)
 
 TEST(shutdown_ends_a_pause_and_drains)
 {
-    wp_pool *p = make_pool(2, 64, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(2, 64, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     wp_pool_pause(p);
     atomic_int n = 0;
@@ -784,9 +710,7 @@ TEST(discard_hands_queued_tasks_to_on_discard)
     wp_pool *p;
     ASSERT_OK(wp_pool_create(&p, &cfg));
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int marks[10];
     for (int i = 0; i < 10; i++) {
         atomic_init(&marks[i], 0);
@@ -816,7 +740,7 @@ TEST(discard_hands_queued_tasks_to_on_discard)
 
 TEST(discard_without_callback_still_counts)
 {
-    wp_pool *p = make_pool(1, 8, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 8, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     wp_pool_pause(p);
     atomic_int n = 0;
@@ -832,12 +756,10 @@ TEST(discard_without_callback_still_counts)
 
 TEST(drain_runs_everything_queued)
 {
-    wp_pool *p = make_pool(1, 64, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(1, 64, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     gate g;
-    gate_init(&g);
-    ASSERT_OK(wp_submit(p, gate_task, &g));
-    ASSERT(wait_for(&g.entered, 1));
+    ASSERT(hold_worker(p, &g));
     atomic_int n = 0;
     for (int i = 0; i < 40; i++) ASSERT_OK(wp_submit(p, count_task, &n));
     pthread_t sd;
@@ -860,7 +782,7 @@ TEST(after_shutdown_everything_is_epipe)
 {
     int modes[] = {WP_DRAIN, WP_DISCARD};
     for (int m = 0; m < 2; m++) {
-        wp_pool *p = make_pool(2, 4, WP_FULL_CALLER_RUNS);
+        wp_pool *p = make_pool_policy(2, 4, WP_FULL_CALLER_RUNS);
         ASSERT(p != NULL);
         ASSERT_OK(wp_pool_shutdown(p, modes[m]));
         atomic_int n = 0;
@@ -887,7 +809,7 @@ TEST(after_shutdown_everything_is_epipe)
 TEST(destroy_drains_a_running_pool)
 {
     atomic_int n = 0;
-    wp_pool *p = make_pool(2, 16, WP_FULL_BLOCK);
+    wp_pool *p = make_pool_policy(2, 16, WP_FULL_BLOCK);
     ASSERT(p != NULL);
     for (int i = 0; i < 1000; i++) ASSERT_OK(wp_submit(p, count_task, &n));
     wp_pool_destroy(p);
@@ -1066,7 +988,7 @@ TEST(create_destroy_in_a_loop)
     int rounds = getenv("WPOOL_TEST_SMALL") ? 20 : 300;
     atomic_int n = 0;
     for (int i = 0; i < rounds; i++) {
-        wp_pool *p = make_pool((unsigned)(i % 4) + 1, (size_t)(i % 7) + 1, i % 3);
+        wp_pool *p = make_pool_policy((unsigned)(i % 4) + 1, (size_t)(i % 7) + 1, i % 3);
         ASSERT(p != NULL);
         for (int k = 0; k < i % 5; k++) wp_try_submit(p, count_task, &n);
         if (i % 2) wp_pool_shutdown(p, i % 4 == 1 ? WP_DISCARD : WP_DRAIN);
@@ -1086,8 +1008,8 @@ static void slow_task(void *arg)
 
 TEST(destroying_one_pool_leaves_another_running)
 {
-    wp_pool *a = make_pool(2, 8, WP_FULL_BLOCK);
-    wp_pool *b = make_pool(2, 8, WP_FULL_BLOCK);
+    wp_pool *a = make_pool_policy(2, 8, WP_FULL_BLOCK);
+    wp_pool *b = make_pool_policy(2, 8, WP_FULL_BLOCK);
     ASSERT(a && b);
     slow sa = {0}, sb = {0};
     for (int i = 0; i < 20; i++) ASSERT_OK(wp_submit(b, slow_task, &sb));

@@ -4,7 +4,7 @@
  * ready cases, then selects racing with each other, with timeouts and with
  * close on the same channels: no value is ever lost or delivered twice.
  */
-#include "chan.h"
+#include "chan_helpers.h"
 #include "test.h"
 #include "wpool.h"
 
@@ -12,27 +12,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
-
-static unsigned iters(unsigned n)
-{
-    return getenv("WPOOL_TEST_SMALL") ? (n / 20 ? n / 20 : 1) : n * test_scale();
-}
-
-/* Live operations queued on c (white box: only to know a thread blocks). */
-static size_t queued(wp_chan *c, int op)
-{
-    size_t n = 0;
-    wp__chan_lock(c);
-    for (struct wp__chan_sudog *s = op == WP_SEND ? c->sendq.first : c->recvq.first; s; s = s->next)
-        n += atomic_load(&s->w->done) == 0;
-    wp__chan_unlock(c);
-    return n;
-}
-
-static void wait_queued(wp_chan *c, int op, size_t n)
-{
-    while (queued(c, op) < n) test_sleep_ms(1);
-}
 
 /* ------------------------------------------------------------ arguments -- */
 
@@ -393,7 +372,7 @@ static void *race_receiver(void *arg)
 
 static void run_race(size_t cap, uint64_t timeout)
 {
-    struct race x = {.per_sender = iters(3000), .timeout = timeout};
+    struct race x = {.per_sender = test_iters(3000), .timeout = timeout};
     unsigned total = x.per_sender * 6;
     x.got = calloc(total, 1);
     ASSERT(x.got != NULL);
@@ -486,7 +465,7 @@ static void *close_receiver(void *arg)
 
 TEST(selects_racing_with_close_lose_nothing)
 {
-    unsigned rounds = iters(30);
+    unsigned rounds = test_iters(30);
     for (unsigned round = 0; round < rounds; round++) {
         struct close_race x = {.max = 1u << 16};
         x.sent = calloc(x.max, 1);
