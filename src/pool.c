@@ -245,6 +245,9 @@ static void room_notify(wp_pool *p, uint64_t taken)
            cached line. */
         uint64_t queued = wp__ring_produced(&p->ring) - taken;
         if (queued > p->ring.cap / 2) return;
+        /* The submitter's next slot may still hold a task another worker
+           claimed and has not started: waking it then is for nothing. */
+        if (!wp__ring_has_room(&p->ring)) return;
     }
     wp__event_wake_one(&p->room_ev);
 }
