@@ -73,8 +73,11 @@ typedef struct wp_config {
     /* Called on each worker thread before it runs any task / after its last. */
     void (*worker_start)(unsigned worker_id, void *user);
     void (*worker_stop)(unsigned worker_id, void *user);
-    /* Called (on the thread that calls wp_pool_shutdown) for each queued task
-       that WP_DISCARD drops, so that its argument can be freed. */
+    /* Called for each queued task that WP_DISCARD drops, so that its argument
+       can be freed: on the thread that calls wp_pool_shutdown, or on a
+       worker that was waiting inside a task (a group wait) when the discard
+       began; never two calls at once. Not called for group members (the
+       group learns of the drop instead). */
     void (*on_discard)(wp_task_fn fn, void *arg, void *user);
     void *user; /* passed to the three callbacks above */
 } wp_config;
