@@ -16,7 +16,7 @@
  *             once the ring is half empty (or empty, or the worker goes
  *             idle), so a blocked submitter comes back to fill many slots,
  *             not one per context switch. A sleeping submitter also
- *             rechecks by itself every WP__ROOM_POLL_NS at most, so no pattern
+ *             rechecks by itself (after 1 ms, backing off to 64 ms), so no pattern
  *             of tasks (say, every worker blocked in a task that waits for
  *             this very submit) can keep it asleep while there is room.
  *   idle_ev   wp_wait callers; woken when the pool becomes quiescent.
@@ -78,7 +78,8 @@
 #ifndef WP__SPIN_NS
 #define WP__SPIN_NS 20000u /* idle workers spin this long before sleeping */
 #endif
-#define WP__ROOM_POLL_NS 2000000u /* a submitter asleep on a full ring rechecks this often */
+#define WP__ROOM_POLL_MIN_NS 1000000u  /* a submitter asleep on a full ring rechecks */
+#define WP__ROOM_POLL_MAX_NS 64000000u /* ... after 1 ms, then 2, 4, ... 64 ms */
 
 enum { RUNNING, DRAINING, DISCARDING, STOPPED };
 
@@ -450,9 +451,11 @@ static bool room_ready(wp_pool *p, bool exact)
     return queued <= p->ring.cap / 2;
 }
 
-/* Waits for room in the ring until the absolute deadline.
+/* Waits for room in the ring until the absolute deadline, or *poll_ns at
+   most (untimed: it doubles each time it runs out, up to
+   WP__ROOM_POLL_MAX_NS).
    0: there may be room now (or the ring closed); ETIMEDOUT. */
-static int room_wait(wp_pool *p, uint64_t deadline)
+static int room_wait(wp_pool *p, uint64_t deadline, uint64_t *poll_ns)
 {
     bool exact = deadline != WP__NO_DEADLINE;
     uint32_t key = wp__event_prepare(&p->room_ev);
@@ -460,8 +463,11 @@ static int room_wait(wp_pool *p, uint64_t deadline)
         wp__event_cancel(&p->room_ev);
         return 0;
     }
-    uint64_t poll = wp__deadline(WP__ROOM_POLL_NS);
+    uint64_t poll = wp__deadline(*poll_ns);
     int rc = wp__event_wait(&p->room_ev, key, poll < deadline ? poll : deadline);
+    /* An untimed wait backs off; a timed one (which takes any free slot, but
+       is only woken at half empty) keeps looking every millisecond. */
+    if (rc == ETIMEDOUT && !exact && *poll_ns < WP__ROOM_POLL_MAX_NS) *poll_ns *= 2;
     if (rc == ETIMEDOUT && wp__now_ns() >= deadline) {
         /* We may have been the one woken for a free slot: pass it on. */
         atomic_thread_fence(memory_order_seq_cst);
@@ -485,6 +491,7 @@ static int submit(wp_pool *p, wp_task_fn fn, void *const *args, void *arg, size_
 {
     size_t i = 0;
     bool waited = false;
+    uint64_t poll_ns = WP__ROOM_POLL_MIN_NS;
     int rc = 0;
     if (on_full == FULL_WAIT && tls_pool == p && deadline == WP__NO_DEADLINE) on_full = FULL_INLINE;
     while (i < n) {
@@ -512,7 +519,7 @@ static int submit(wp_pool *p, wp_task_fn fn, void *const *args, void *arg, size_
             break;
         }
         waited = true;
-        rc = room_wait(p, deadline);
+        rc = room_wait(p, deadline, &poll_ns);
         if (rc) break;
     }
     /* A submitter woken for room that left room behind passes the wake on. */
