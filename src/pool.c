@@ -179,7 +179,12 @@ static bool quiescent(wp_pool *p)
    completion count (park.h's protocol, with idle_ev). */
 static void idle_notify(wp_pool *p)
 {
-    if (wp__event_has_waiters(&p->idle_ev) && quiescent(p)) wp__event_wake_all(&p->idle_ev);
+    if (!wp__event_has_waiters(&p->idle_ev)) return;
+    /* Tasks still queued: not quiescent, and whoever runs them checks again.
+       Two loads, not one per worker: a wp_wait is often pending for a whole
+       burst, and this runs after every claimed run. */
+    if (wp__ring_produced(&p->ring) != wp__ring_consumed(&p->ring)) return;
+    if (quiescent(p)) wp__event_wake_all(&p->idle_ev);
 }
 
 /* After a task was queued: wake a worker if one sleeps. seq_cst load: pairs
