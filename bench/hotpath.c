@@ -88,8 +88,6 @@ static void report(const char *row, unsigned workers, const char *what, double v
 
 /* ---------------------------------------------------------------- Empty -- */
 
-static atomic_ulong empty_ran;
-
 static void empty_task(void *arg)
 {
     (void)arg;
@@ -129,7 +127,6 @@ static void bench_empty(int rounds)
         report("Empty", counts[k], "wp_submit_batch", median(batch, rounds), "M tasks/s", ">= 100");
         wp_pool_destroy(p);
     }
-    (void)empty_ran;
 }
 
 /* --------------------------------------------------------------- Wakeup -- */

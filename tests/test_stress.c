@@ -77,6 +77,30 @@ static void *producer(void *arg)
     return NULL;
 }
 
+/* Runs PRODUCERS producers into p (mode -1: a different mode each) and
+   waits for them; r receives what each one managed. */
+static void run_producers(wp_pool *p, atomic_uchar *slots, size_t per, int mode, run *r)
+{
+    pthread_t t[PRODUCERS];
+    for (int i = 0; i < PRODUCERS; i++) {
+        r[i] = (run){.pool = p,
+                     .slots = slots,
+                     .per_producer = per,
+                     .id = i,
+                     .mode = mode < 0 ? i % 4 : mode};
+        pthread_create(&t[i], NULL, producer, &r[i]);
+    }
+    for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+}
+
+/* Slots among the first n that were not marked exactly once. */
+static size_t not_once(const atomic_uchar *slots, size_t n)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < n; i++) bad += slots[i] != 1;
+    return bad;
+}
+
 TEST(producers_through_a_tiny_queue_every_task_once)
 {
     size_t per = scaled(20000);
@@ -91,16 +115,9 @@ TEST(producers_through_a_tiny_queue_every_task_once)
             wp_pool *p;
             ASSERT_OK(wp_pool_create(&p, &cfg));
             run r[PRODUCERS];
-            pthread_t t[PRODUCERS];
-            for (int i = 0; i < PRODUCERS; i++) {
-                r[i] = (run){.pool = p, .slots = slots, .per_producer = per, .id = i, .mode = mode};
-                pthread_create(&t[i], NULL, producer, &r[i]);
-            }
-            for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+            run_producers(p, slots, per, mode, r);
             ASSERT_OK(wp_wait(p));
-            size_t bad = 0;
-            for (size_t i = 0; i < per * PRODUCERS; i++) bad += slots[i] != 1;
-            ASSERT_EQ(bad, 0);
+            ASSERT_EQ(not_once(slots, per * PRODUCERS), 0);
             wp_stats st;
             wp_pool_stats(p, &st);
             ASSERT_UEQ(st.submitted, per * PRODUCERS);
@@ -213,18 +230,11 @@ TEST(pause_resume_under_load)
     pthread_t tt;
     pthread_create(&tt, NULL, pause_toggler, &tg);
     run r[PRODUCERS];
-    pthread_t t[PRODUCERS];
-    for (int i = 0; i < PRODUCERS; i++) {
-        r[i] = (run){.pool = p, .slots = slots, .per_producer = per, .id = i, .mode = i % 4};
-        pthread_create(&t[i], NULL, producer, &r[i]);
-    }
-    for (int i = 0; i < PRODUCERS; i++) pthread_join(t[i], NULL);
+    run_producers(p, slots, per, -1, r);
     atomic_store(&tg.stop, 1);
     pthread_join(tt, NULL);
     ASSERT_OK(wp_wait(p));
-    size_t bad = 0;
-    for (size_t i = 0; i < per * PRODUCERS; i++) bad += slots[i] != 1;
-    ASSERT_EQ(bad, 0);
+    ASSERT_EQ(not_once(slots, per * PRODUCERS), 0);
     wp_stats st;
     wp_pool_stats(p, &st);
     ASSERT_UEQ(st.completed, per * PRODUCERS);
@@ -315,9 +325,7 @@ TEST(many_waiters_at_once)
         pthread_join(w[k], &rc);
         ASSERT_EQ((intptr_t)rc, 0);
     }
-    size_t bad = 0;
-    for (size_t i = 0; i < n; i++) bad += slots[i] != 1;
-    ASSERT_EQ(bad, 0);
+    ASSERT_EQ(not_once(slots, n), 0);
     wp_pool_destroy(p);
     free(slots);
 }
