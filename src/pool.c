@@ -456,6 +456,29 @@ static bool room_ready(wp_pool *p, bool exact)
     return queued <= p->ring.cap / 2;
 }
 
+/* Before sleeping for room: polls, then yields, for up to WP__SPIN_NS, as an
+   idle worker does. With a CPU to spare the submitter sees the ring drain
+   and refills it without a system call on either side (nobody registered,
+   so workers skip room_notify's wake-up); on a busy machine its yields hand
+   the CPU to a worker. true: ready now (room_ready). */
+static bool room_spin(wp_pool *p, bool exact, uint64_t deadline)
+{
+    uint64_t until = 0;
+    for (unsigned i = 0;; i++) {
+        if (room_ready(p, exact)) return true;
+        if (i < WP__SPIN_PAUSES) {
+            wp__cpu_relax();
+            continue;
+        }
+        uint64_t now = wp__now_ns();
+        if (until == 0)
+            until = now + WP__SPIN_NS;
+        else if (now >= until || now >= deadline)
+            return false;
+        sched_yield();
+    }
+}
+
 /* Waits for room in the ring until the absolute deadline, or *poll_ns at
    most (untimed: it doubles each time it runs out, up to
    WP__ROOM_POLL_MAX_NS).
@@ -463,6 +486,7 @@ static bool room_ready(wp_pool *p, bool exact)
 static int room_wait(wp_pool *p, uint64_t deadline, uint64_t *poll_ns)
 {
     bool exact = deadline != WP__NO_DEADLINE;
+    if (room_spin(p, exact, deadline)) return 0;
     uint32_t key = wp__event_prepare(&p->room_ev);
     if (room_ready(p, exact)) {
         wp__event_cancel(&p->room_ev);
