@@ -10,8 +10,10 @@
  *   while the workers are busy.
  *
  * Sleeping (park.h)
- *   work_ev   idle or paused workers. A submitter wakes one only when one
- *             sleeps; a woken worker that leaves tasks behind wakes the next.
+ *   work_ev   idle workers. A submitter wakes one only when one sleeps; a
+ *             woken worker that leaves tasks behind wakes the next.
+ *   pause_ev  paused workers, woken by resume and shutdown only: submitting
+ *             into a paused pool wakes nobody.
  *   room_ev   submitters waiting for room in a full ring. Workers wake one
  *             once the ring is half empty (or empty, or the worker goes
  *             idle), so a blocked submitter comes back to fill many slots,
@@ -110,7 +112,7 @@ struct wp_pool {
     /* Written rarely: by pause/resume and shutdown. */
     alignas(WP__CACHE_LINE) _Atomic int state; /* RUNNING, DRAINING, DISCARDING, STOPPED */
     _Atomic int paused;
-    wp__event work_ev, room_ev, idle_ev; /* each on its own cache line */
+    wp__event work_ev, pause_ev, room_ev, idle_ev; /* each on its own cache line */
     /* Written by workers as they start and stop spinning for work. */
     alignas(WP__CACHE_LINE) _Atomic unsigned spinning;
     /* Off the hot path: caller-runs tasks, rejections, discards. */
@@ -237,7 +239,7 @@ static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
     atomic_fetch_add_explicit(&p->discarded, 1, memory_order_release);
 }
 
-static void worker_park(wp_pool *p);
+static void worker_pause(wp_pool *p);
 
 /* A submitter waits for room: wake it once the ring is half empty (taken
    is a position this worker just took: the tasks after it are what is
@@ -272,7 +274,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
             /* relaxed: a pause issued before the task was submitted is seen,
                since we acquired the task's publication, which came after. */
             while (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING)
-                worker_park(p);
+                worker_pause(p);
             if (state_of(p) == DISCARDING) {
                 w->left_first = first + i;
                 w->left_n = n - i;
@@ -303,22 +305,42 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
     return true;
 }
 
-/* Sleeps until there may be work, the pause ended, or shutdown began. */
-static void worker_park(wp_pool *p)
+/* Going idle: a submitter still asleep on a full ring (a pause, or the
+   half-empty rule) is woken whatever the level. */
+static void room_notify_idle(wp_pool *p)
 {
-    /* Going idle: a submitter still asleep on a full ring (a pause, or the
-       half-empty rule) is woken whatever the level. */
     atomic_thread_fence(memory_order_seq_cst);
     if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring))
         room_notify(p, UINT64_MAX);
+}
+
+/* Sleeps until there may be work or shutdown began; returns at once when
+   the pool is paused (the caller then sleeps in worker_pause). */
+static void worker_park(wp_pool *p)
+{
+    room_notify_idle(p);
     uint32_t key = wp__event_prepare(&p->work_ev);
-    bool sleep =
-        state_of(p) == RUNNING &&
-        (atomic_load_explicit(&p->paused, memory_order_seq_cst) || !wp__ring_maybe_ready(&p->ring));
+    /* seq_cst loads after the registration: see park.h. */
+    bool sleep = state_of(p) == RUNNING &&
+                 !atomic_load_explicit(&p->paused, memory_order_seq_cst) &&
+                 !wp__ring_maybe_ready(&p->ring);
     if (sleep)
         wp__event_wait(&p->work_ev, key, WP__NO_DEADLINE);
     else
         wp__event_cancel(&p->work_ev);
+}
+
+/* Sleeps while the pool is paused and running. */
+static void worker_pause(wp_pool *p)
+{
+    room_notify_idle(p);
+    uint32_t key = wp__event_prepare(&p->pause_ev);
+    /* seq_cst: pairs with the seq_cst stores in wp_pool_resume and
+       wp_pool_shutdown, which wake pause_ev after them. */
+    if (state_of(p) == RUNNING && atomic_load_explicit(&p->paused, memory_order_seq_cst))
+        wp__event_wait(&p->pause_ev, key, WP__NO_DEADLINE);
+    else
+        wp__event_cancel(&p->pause_ev);
 }
 
 /* Spins up to WP__SPIN_NS for a task; true if one (or a state change) came. */
@@ -380,7 +402,7 @@ static void *worker_main(void *arg)
         int st = state_of(p);
         /* relaxed: see run_claimed. */
         if (st == RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed)) {
-            worker_park(p);
+            worker_pause(p);
             continue;
         }
         if (st == DISCARDING) break;
@@ -650,8 +672,8 @@ void wp_pool_resume(wp_pool *p)
     if (!p) return;
     atomic_store_explicit(&p->paused, 0, memory_order_seq_cst);
     /* seq_cst store, then wake: pairs with the seq_cst load of paused in
-       worker_park after its registration. */
-    wp__event_wake_all(&p->work_ev);
+       worker_pause after its registration. */
+    wp__event_wake_all(&p->pause_ev);
 }
 
 /* ----------------------------------------------------------- shutdown -- */
@@ -662,6 +684,7 @@ static void stop_workers(wp_pool *p, unsigned n)
     wp__ring_close(&p->ring);
     atomic_thread_fence(memory_order_seq_cst);
     wp__event_wake_all(&p->work_ev);
+    wp__event_wake_all(&p->pause_ev);
     wp__event_wake_all(&p->room_ev);
     wp__event_wake_all(&p->idle_ev);
     for (unsigned i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL);
@@ -786,6 +809,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     atomic_init(&p->paused, 0);
     atomic_init(&p->spinning, 0);
     wp__event_init(&p->work_ev);
+    wp__event_init(&p->pause_ev);
     wp__event_init(&p->room_ev);
     wp__event_init(&p->idle_ev);
     atomic_init(&p->inline_started, 0);
