@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,13 @@ static void *producer(void *arg)
         switch (r->mode) {
         case 1:
             rc = wp_try_submit(r->pool, mark, &r->slots[base + i]);
-            if (rc == EAGAIN) continue;
+            if (rc == EAGAIN) {
+                /* Retry as a caller should: let the workers have the CPU
+                   (with one CPU, a bare retry loop starves them for whole
+                   time slices). */
+                sched_yield();
+                continue;
+            }
             break;
         case 2:
             rc = wp_submit_timeout(r->pool, mark, &r->slots[base + i], 100000);
