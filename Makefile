@@ -1,8 +1,11 @@
 # The two commands: `make bench` (the seed benchmark) and `make test` (every
-# test: the suite, the install test, then again under ASan+UBSan, under TSan
-# and under valgrind memcheck). Everything builds out of tree under build*/.
+# test: the suite, the install test, the suite again on one CPU, then under
+# ASan+UBSan, under TSan and under valgrind memcheck). Everything builds out
+# of tree under build*/.
 #
 #   make test-quick    the suite once, RelWithDebInfo (what you run while editing)
+#   make test-1cpu     the suite pinned to one CPU (taskset), where every
+#                      hand-off between threads needs a context switch
 #   make asan | tsan | memcheck   one sanitizer pass
 #   make install PREFIX=/usr/local
 #   make format        clang-format -i on every C file
@@ -14,7 +17,7 @@ CTEST  := ctest --output-on-failure -j$(JOBS)
 # Tests read WPOOL_TEST_SCALE; sanitizers and valgrind run them at scale 1.
 export WPOOL_TEST_SCALE ?= 1
 
-.PHONY: all build test test-quick asan tsan memcheck install format clean \
+.PHONY: all build test test-quick test-1cpu asan tsan memcheck install format clean \
         bench bench-peers bench-sweep bench-flood
 
 all: build
@@ -26,8 +29,19 @@ build:
 test-quick: build
 	cd build && $(CTEST)
 
-test: test-quick asan tsan memcheck
-	@echo "make test: all passes green (suite, ASan+UBSan, TSan, memcheck)"
+test: test-quick test-1cpu asan tsan memcheck
+	@echo "make test: all passes green (suite, one CPU, ASan+UBSan, TSan, memcheck)"
+
+# One CPU: spinning, yielding and sleeping must still make progress when
+# producers, workers and waiters share a single CPU (the first one this
+# process may use). Skipped with a message where taskset (util-linux) is
+# missing.
+FIRST_CPU = $(shell sed -n 's/^Cpus_allowed_list:[[:space:]]*\([0-9]*\).*/\1/p' /proc/self/status)
+test-1cpu: build
+	@if command -v taskset >/dev/null 2>&1 && taskset -c $(FIRST_CPU) true 2>/dev/null; then \
+	  echo "test-1cpu: the suite on CPU $(FIRST_CPU) alone"; \
+	  cd build && taskset -c $(FIRST_CPU) ctest --output-on-failure -j1 -E 'exported_symbols|install'; \
+	else echo "test-1cpu: skipped (taskset not found or not usable)"; fi
 
 asan:
 	CC=clang cmake -S . -B build-asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
