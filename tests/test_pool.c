@@ -983,6 +983,76 @@ TEST(idle_and_paused_workers_sleep)
     ASSERT_EQ(total, 0); /* joined */
 }
 
+/* Times the threads whose name starts with prefix went to sleep (their
+   voluntary context switches, summed): a sleeping worker woken for nothing
+   adds one when it sleeps again. */
+static long thread_sleeps(const char *prefix)
+{
+    long sum = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return -1;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], line[256], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue;
+        long vol = 0;
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "Name:", 5) == 0) sscanf(line + 5, "%63s", name);
+            sscanf(line, "voluntary_ctxt_switches: %ld", &vol);
+        }
+        fclose(f);
+        if (strncmp(name, prefix, strlen(prefix)) == 0) sum += vol;
+    }
+    closedir(d);
+    return sum;
+}
+
+TEST(submits_into_a_paused_pool_wake_no_worker)
+{
+    wp_config cfg;
+    wp_config_init(&cfg);
+    cfg.workers = 3;
+    cfg.name = "paused";
+    wp_pool *p;
+    ASSERT_OK(wp_pool_create(&p, &cfg));
+    wp_pool_pause(p);
+    /* Idle workers sleep waiting for work and do not know of the pause yet:
+       each spaced submit wakes one, which then sleeps waiting for the
+       resume. */
+    atomic_int n = 0;
+    for (int i = 0; i < 3; i++) {
+        ASSERT_OK(wp_submit(p, count_task, &n));
+        test_sleep_ms(20);
+    }
+    int total = 0, sleeping = 0;
+    for (int tries = 0; tries < 500 && sleeping != 3; tries++) {
+        test_sleep_ms(10);
+        thread_states("paused-", &total, &sleeping);
+    }
+    ASSERT_EQ(sleeping, 3);
+    long before = thread_sleeps("paused-");
+    ASSERT(before >= 3);
+    /* Spaced out, so that a worker woken by one submit would have gone back
+       to sleep before the next. */
+    for (int i = 0; i < 1000; i++) {
+        ASSERT_OK(wp_submit(p, count_task, &n));
+        if (i % 20 == 0) test_sleep_ms(1);
+    }
+    test_sleep_ms(20);
+    ASSERT_EQ(thread_sleeps("paused-") - before, 0); /* nobody woke */
+    ASSERT_EQ(atomic_load(&n), 0);
+    wp_stats st;
+    wp_pool_stats(p, &st);
+    ASSERT_EQ(st.queued, 1003);
+    wp_pool_resume(p);
+    ASSERT_OK(wp_wait(p));
+    ASSERT_EQ(atomic_load(&n), 1003);
+    wp_pool_destroy(p);
+}
+
 TEST(create_destroy_in_a_loop)
 {
     int rounds = getenv("WPOOL_TEST_SMALL") ? 20 : 300;
