@@ -953,27 +953,39 @@ static void thread_states(const char *prefix, int *total, int *sleeping)
     closedir(d);
 }
 
-TEST(idle_and_paused_workers_sleep)
+/* A pool of 3 workers named name-0..2. */
+static wp_pool *three_named(const char *name)
 {
     wp_config cfg;
     wp_config_init(&cfg);
     cfg.workers = 3;
-    cfg.name = "sleepy";
-    wp_pool *p;
-    ASSERT_OK(wp_pool_create(&p, &cfg));
+    cfg.name = name;
+    wp_pool *p = NULL;
+    return wp_pool_create(&p, &cfg) == 0 ? p : NULL;
+}
+
+/* Polls (up to 5 s) until the 3 threads named prefix* all sleep; returns
+   how many sleep. */
+static int three_asleep(const char *prefix)
+{
+    int total = 0, sleeping = 0;
+    for (int tries = 0; tries < 500 && !(total == 3 && sleeping == 3); tries++) {
+        test_sleep_ms(10);
+        thread_states(prefix, &total, &sleeping);
+    }
+    return total == 3 ? sleeping : -1;
+}
+
+TEST(idle_and_paused_workers_sleep)
+{
+    wp_pool *p = three_named("sleepy");
+    ASSERT(p != NULL);
     atomic_int n = 0;
     for (int round = 0; round < 2; round++) {
         for (int i = 0; i < 1000; i++) ASSERT_OK(wp_submit(p, count_task, &n));
         ASSERT_OK(wp_wait(p));
         if (round == 1) wp_pool_pause(p);
-        int total = 0, sleeping = 0, ok = 0;
-        for (int tries = 0; tries < 500 && !ok; tries++) {
-            test_sleep_ms(10);
-            thread_states("sleepy-", &total, &sleeping);
-            ok = total == 3 && sleeping == 3;
-        }
-        ASSERT_EQ(total, 3);
-        ASSERT_EQ(sleeping, 3);
+        ASSERT_EQ(three_asleep("sleepy-"), 3);
     }
     wp_pool_resume(p);
     wp_pool_destroy(p);
@@ -1012,12 +1024,8 @@ static long thread_sleeps(const char *prefix)
 
 TEST(submits_into_a_paused_pool_wake_no_worker)
 {
-    wp_config cfg;
-    wp_config_init(&cfg);
-    cfg.workers = 3;
-    cfg.name = "paused";
-    wp_pool *p;
-    ASSERT_OK(wp_pool_create(&p, &cfg));
+    wp_pool *p = three_named("paused");
+    ASSERT(p != NULL);
     wp_pool_pause(p);
     /* Idle workers sleep waiting for work and do not know of the pause yet:
        each spaced submit wakes one, which then sleeps waiting for the
@@ -1027,12 +1035,7 @@ TEST(submits_into_a_paused_pool_wake_no_worker)
         ASSERT_OK(wp_submit(p, count_task, &n));
         test_sleep_ms(20);
     }
-    int total = 0, sleeping = 0;
-    for (int tries = 0; tries < 500 && sleeping != 3; tries++) {
-        test_sleep_ms(10);
-        thread_states("paused-", &total, &sleeping);
-    }
-    ASSERT_EQ(sleeping, 3);
+    ASSERT_EQ(three_asleep("paused-"), 3);
     long before = thread_sleeps("paused-");
     ASSERT(before >= 3);
     /* Spaced out, so that a worker woken by one submit would have gone back
