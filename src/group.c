@@ -58,8 +58,14 @@
  *   fn/arg were the group's business. Dropped parallel-for helpers likewise.
  *
  * parallel_for
- *   The loop's state (struct pfor) lives on the caller's stack: a chunk
- *   counter on its own cache line, claimed with one fetch_add per chunk.
+ *   The loop's state (struct pfor) lives on the caller's stack, with the
+ *   next index to claim on its own cache line. With a grain given, chunks
+ *   are fixed (one fetch_add of a chunk counter each). With grain 0 they are
+ *   guided, as OpenMP's schedule(guided): each claim (one CAS) takes the
+ *   remaining range divided by twice the threads, but no less than a floor
+ *   of about 1/PFOR_MIN_CHUNKS of a thread's share, so the first chunks are
+ *   large (few claims) and the last ones small (the threads finish
+ *   together even when one of them was slowed down).
  *   The loop runs on the pool's `workers` threads, the caller being one of
  *   them: the caller submits one helper task, and each helper, as it
  *   starts, submits the next while chunks are left, up to workers - 1 in
@@ -85,7 +91,7 @@
 #define NAP_MAX_NS          1000000u /* longest nap of a waiting worker */
 #define SPIN_NS             20000u   /* other waiters poll this long before sleeping */
 #define GROUP_MAX_UNLIMITED 65536u   /* most records of a limit-0 group, besides workers */
-#define PFOR_CHUNKS         16u      /* chunks per thread when grain is 0 */
+#define PFOR_MIN_CHUNKS     64u      /* grain 0: smallest chunk, per thread's share */
 
 /* Whether the calling thread is a worker of p, which must help, not sleep. */
 static bool helps(wp_pool *p)
@@ -443,20 +449,55 @@ void wp_group_destroy(wp_group *g)
 
 typedef struct pfor {
     /* Read-only once the first helper is submitted. */
-    size_t begin, end, grain, nchunks;
+    size_t begin, end, grain, nchunks; /* nchunks 0: guided, grain is the floor */
+    size_t split;                      /* guided: a claim takes what is left / split */
     void (*body)(size_t lo, size_t hi, void *arg);
     void *arg;
     wp_pool *pool;
     /* Helpers still to submit: owned by whoever submits the next one, the
        caller first, then each helper in turn (the ring hands it over). */
     size_t spawn;
-    alignas(WP__CACHE_LINE) _Atomic size_t next; /* next chunk: fetch_add by every thread */
-    latch helpers;                               /* helper tasks submitted, not finished */
+    /* Fixed: the next chunk's number (fetch_add). Guided: the next index. */
+    alignas(WP__CACHE_LINE) _Atomic size_t next;
+    latch helpers; /* helper tasks submitted, not finished */
 } pfor;
+
+/* Claims the next guided chunk [*lo, *hi); false when none is left. */
+static bool pfor_claim_guided(pfor *f, size_t *lo, size_t *hi)
+{
+    /* relaxed: the CAS only deals out disjoint ranges; the chunks' effects
+       reach the caller through the helpers' latch. */
+    size_t at = atomic_load_explicit(&f->next, memory_order_relaxed);
+    for (;;) {
+        if (at >= f->end) return false;
+        size_t left = f->end - at;
+        size_t take = left / f->split;
+        if (take < f->grain) take = f->grain < left ? f->grain : left;
+        if (atomic_compare_exchange_weak_explicit(&f->next, &at, at + take, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *lo = at;
+            *hi = at + take;
+            return true;
+        }
+    }
+}
+
+/* Whether chunks are left to claim (a hint). */
+static bool pfor_left(pfor *f)
+{
+    /* relaxed: a hint; a helper that comes too late returns at once. */
+    size_t next = atomic_load_explicit(&f->next, memory_order_relaxed);
+    return f->nchunks ? next < f->nchunks : next < f->end;
+}
 
 /* Claims and runs chunks until none is left. */
 static void pfor_run(pfor *f)
 {
+    if (f->nchunks == 0) {
+        size_t lo, hi;
+        while (pfor_claim_guided(f, &lo, &hi)) f->body(lo, hi, f->arg);
+        return;
+    }
     for (;;) {
         /* relaxed: the counter only deals out chunk numbers; the chunks'
            effects reach the caller through the helpers' latch. */
@@ -474,8 +515,7 @@ static void pfor_helper(void *arg);
    on a full queue: the threads already at it do those chunks. */
 static void pfor_spawn(pfor *f)
 {
-    /* relaxed: a hint; a helper that comes too late returns at once. */
-    if (f->spawn == 0 || atomic_load_explicit(&f->next, memory_order_relaxed) >= f->nchunks) return;
+    if (f->spawn == 0 || !pfor_left(f)) return;
     f->spawn--;
     latch_add(&f->helpers);
     if (wp_try_submit(f->pool, pfor_helper, f) != 0) latch_undo(&f->helpers);
@@ -516,22 +556,29 @@ int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
     if (wp_submit_batch(p, pfor_helper, NULL, 0) != 0) return EPIPE;
     size_t n = end - begin;
     size_t threads = wp_pool_workers(p); /* the caller and workers - 1 helpers */
+    size_t nchunks, most;                /* most: how many chunks there can be */
     if (grain == 0) {
-        size_t want = threads > 1 ? threads * PFOR_CHUNKS : 1;
-        grain = n / want + (n % want != 0);
+        /* Guided; the floor (grain) is n / (threads * PFOR_MIN_CHUNKS). */
+        size_t floor_div = threads * PFOR_MIN_CHUNKS;
+        grain = n / floor_div + (n % floor_div != 0);
+        nchunks = 0;
+        most = n / grain + (n % grain != 0);
+    } else {
+        if (grain == 1 && n > SIZE_MAX / 2) grain = 2; /* the chunk counter must not wrap */
+        nchunks = n / grain + (n % grain != 0);
+        most = nchunks;
     }
-    if (grain == 1 && n > SIZE_MAX / 2) grain = 2; /* the chunk counter must not wrap */
-    size_t nchunks = n / grain + (n % grain != 0);
 
     pfor f = {.begin = begin,
               .end = end,
               .grain = grain,
               .nchunks = nchunks,
+              .split = 2 * threads,
               .body = body,
               .arg = arg,
               .pool = p,
-              .spawn = threads - 1 < nchunks - 1 ? threads - 1 : nchunks - 1};
-    atomic_init(&f.next, 0);
+              .spawn = threads - 1 < most - 1 ? threads - 1 : most - 1};
+    atomic_init(&f.next, nchunks ? 0 : begin);
     latch_init(&f.helpers);
     pfor_spawn(&f);
     pfor_run(&f);

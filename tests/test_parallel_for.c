@@ -106,6 +106,45 @@ TEST(shut_down_pool_is_epipe)
     wp_pool_destroy(p);
 }
 
+/* Records the first and last chunk of a grain-0 loop. */
+typedef struct shape {
+    size_t end;
+    atomic_size_t first, last; /* sizes of [0, ...) and [..., end) */
+    atomic_int calls;
+} shape;
+
+static void shape_body(size_t lo, size_t hi, void *arg)
+{
+    shape *s = arg;
+    atomic_fetch_add(&s->calls, 1);
+    if (lo == 0) atomic_store(&s->first, hi - lo);
+    if (hi == s->end) atomic_store(&s->last, hi - lo);
+}
+
+TEST(grain_zero_chunks_shrink_towards_the_end)
+{
+    const unsigned workers[] = {1, 2, 4};
+    const size_t n = 100000;
+    for (size_t w = 0; w < sizeof workers / sizeof workers[0]; w++) {
+        wp_pool *p = make_pool(workers[w], 0);
+        ASSERT(p);
+        for (int round = 0; round < 3; round++) {
+            shape s = {.end = n};
+            ASSERT_OK(wp_parallel_for(p, 0, n, 0, shape_body, &s));
+            size_t t = workers[w];
+            size_t floor = (n + t * 64 - 1) / (t * 64);
+            /* Whoever claims first takes what is left over twice the
+               threads; the last chunk is at most the floor; every chunk but
+               the last is at least the floor. */
+            ASSERT_UEQ(atomic_load(&s.first), n / (2 * t));
+            ASSERT(atomic_load(&s.last) <= floor && atomic_load(&s.last) > 0);
+            ASSERT(atomic_load(&s.calls) <= (int)(t * 64 + 1));
+            ASSERT(atomic_load(&s.calls) > (int)(2 * t));
+        }
+        wp_pool_destroy(p);
+    }
+}
+
 /* ------------------------------------------------------------- nesting -- */
 
 typedef struct grid {
