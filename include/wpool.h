@@ -298,12 +298,14 @@ WP_EXTERN void wp_group_destroy(wp_group *g);
    indices, and returns when all are done. grain 0 lets wpool choose: each
    chunk is what is left divided by twice the pool's workers, but at least
    1/64 of one worker's share (large chunks first, small ones last, like
-   OpenMP's schedule(guided)), so the threads finish together. The loop runs on as many threads as
-   the pool has workers, the calling thread being one of them: it claims chunks too, and submits
-   helper tasks for the others (a helper that finds the queue full is counted in stats.rejected, and
-   the threads already at work do its share). It returns once every helper task has run, so on a
-   paused pool it returns after the pause. Works from inside a task (nested loops); never allocates.
-   begin == end returns 0 without calling body. EINVAL: p or body NULL, or begin > end. EPIPE: shut
+   OpenMP's schedule(guided)), so the threads finish together. The loop runs
+   on as many threads as the pool has workers, the calling thread being one
+   of them: it claims chunks too, and submits helper tasks for the others (a
+   helper that finds the queue full is counted in stats.rejected, and the
+   threads already at work do its share). It returns once every helper task
+   has run, so on a paused pool it returns after the pause. Works from
+   inside a task (nested loops); never allocates. begin == end returns 0
+   without calling body. EINVAL: p or body NULL, or begin > end. EPIPE: shut
    down (body was not called). */
 WP_EXTERN int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
                               void (*body)(size_t lo, size_t hi, void *arg), void *arg);
