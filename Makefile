@@ -18,7 +18,7 @@ CTEST  := ctest --output-on-failure -j$(JOBS)
 export WPOOL_TEST_SCALE ?= 1
 
 .PHONY: all build test test-quick test-1cpu asan tsan memcheck install format clean \
-        bench bench-peers bench-sweep bench-flood
+        bench bench-peers bench-sweep bench-flood bench-icount
 
 all: build
 

@@ -11,6 +11,7 @@
 #                      CSV + PNG plot (gnuplot)
 #   make bench-flood   10,000,000 jobs from one producer into each pool: time
 #                      and peak RSS
+#   make bench-icount  instructions per task (callgrind): submit, batch, worker
 #
 # Knobs (environment): WPOOL_BENCH_ROUNDS (5), WPOOL_BENCH_TIME (seconds per
 # round, 0.2), WPOOL_BENCH_ROWS (comma list of names or globs, e.g.
@@ -35,6 +36,11 @@ bench: bench-configure
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_bench wpool_hotpath
 	$(BENCH_EXE) --out $(BENCH_OUT) --tag seed
 	$(BENCH_OUT)/wpool_hotpath --out $(BENCH_OUT)
+
+# Instructions per task (callgrind): stable where times are not.
+bench-icount: bench-configure
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_icount
+	sh bench/icount.sh $(BENCH_BUILD)
 
 bench-peers-build:
 	@sh bench/deps.sh $(BENCH_PKGS)
