@@ -269,34 +269,43 @@ static void room_notify(wp_pool *p, uint64_t taken)
 static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
 {
     wp_pool *p = w->pool;
-    for (uint64_t i = 0; i < n; i++) {
+    uint64_t idx = wp__ring_index(&p->ring, first); /* the slot of first + i */
+    /* relaxed: active is a statistic. It stays 1 from one task of the run to
+       the next (only a pause or the end of the run clears it), and a nested
+       run (top false) runs inside a task, where it is 1 already. */
+    atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+    for (uint64_t i = 0; i < n; i++, idx = wp__ring_next(idx, p->ring.cap)) {
         if (top) {
             /* relaxed: a pause issued before the task was submitted is seen,
                since we acquired the task's publication, which came after. */
-            while (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING)
-                worker_pause(p);
+            if (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING) {
+                atomic_store_explicit(&w->active, 0, memory_order_relaxed);
+                while (atomic_load_explicit(&p->paused, memory_order_relaxed) &&
+                       state_of(p) == RUNNING)
+                    worker_pause(p);
+                atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+            }
             if (state_of(p) == DISCARDING) {
                 w->left_first = first + i;
                 w->left_n = n - i;
+                atomic_store_explicit(&w->active, 0, memory_order_relaxed);
                 return false;
             }
         }
         wp_task_fn fn;
         void *arg;
-        wp__ring_take(&p->ring, first + i, &fn, &arg);
+        wp__ring_take_at(&p->ring, idx, first + i, &fn, &arg);
         /* A slot came free. relaxed hint only: the fenced check after the
            run catches a submitter that registered just now. */
         if (wp__event_has_waiters(&p->room_ev)) room_notify(p, first + i);
-        /* relaxed: active is a statistic. */
-        atomic_store_explicit(&w->active, 1, memory_order_relaxed);
         w->depth++;
         fn(arg);
         w->depth--;
-        atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
         /* release: the task's effects before its count; pairs with the
            acquire in completed_sum. */
         atomic_store_explicit(&w->completed, ++w->done, memory_order_release);
     }
+    atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
     /* seq_cst fence: the completions and slot releases above come before
        the checks of room_ev and idle_ev waiters (park.h's protocol). */
     atomic_thread_fence(memory_order_seq_cst);

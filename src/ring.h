@@ -64,9 +64,22 @@ typedef struct wp__ring {
     ((SIZE_MAX / sizeof(wp__slot)) < (UINT64_C(1) << 40) ? (SIZE_MAX / sizeof(wp__slot))           \
                                                          : (UINT64_C(1) << 40))
 
+/* The slot index of position pos: a mask for a power-of-two capacity (the
+   default), a division otherwise. Loops step from there with
+   wp__ring_next, so a run of slots costs one division at most. */
+static inline uint64_t wp__ring_index(const wp__ring *r, uint64_t pos)
+{
+    return r->mask ? (pos & r->mask) : (pos % r->cap);
+}
+
+static inline uint64_t wp__ring_next(uint64_t idx, uint64_t cap)
+{
+    return idx + 1 == cap ? 0 : idx + 1;
+}
+
 static inline wp__slot *wp__ring_slot(const wp__ring *r, uint64_t pos)
 {
-    return &r->slots[r->mask ? (pos & r->mask) : (pos % r->cap)];
+    return &r->slots[wp__ring_index(r, pos)];
 }
 
 /* 0, EINVAL (cap 0 or too large) or ENOMEM. */
@@ -104,6 +117,10 @@ static inline void wp__ring_free(wp__ring *r)
 static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, void *arg,
                                  uint64_t n)
 {
+    /* Read-only after init: kept in registers across the atomics below. */
+    wp__slot *const slots = r->slots;
+    const uint64_t cap = r->cap;
+    if (n > cap) n = cap;
     /* relaxed: only a guess, the CAS validates it. */
     uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
     uint64_t got;
@@ -112,9 +129,10 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
         got = 0;
         /* acquire: the consumer's release of the slot (after it read the old
            fn/arg) happens before we overwrite it. */
-        while (got < n && got < r->cap &&
-               atomic_load_explicit(&wp__ring_slot(r, pos + got)->seq, memory_order_acquire) ==
-                   2 * (pos + got))
+        for (uint64_t idx = wp__ring_index(r, pos);
+             got < n &&
+             atomic_load_explicit(&slots[idx].seq, memory_order_acquire) == 2 * (pos + got);
+             idx = wp__ring_next(idx, cap))
             got++;
         if (got == 0) {
             uint64_t now = atomic_load_explicit(&r->enq, memory_order_relaxed);
@@ -126,8 +144,9 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
                                                   memory_order_relaxed))
             break;
     }
-    for (uint64_t i = 0; i < got; i++) {
-        wp__slot *s = wp__ring_slot(r, pos + i);
+    uint64_t idx = wp__ring_index(r, pos);
+    for (uint64_t i = 0; i < got; i++, idx = wp__ring_next(idx, cap)) {
+        wp__slot *s = &slots[idx];
         s->fn = fn;
         s->arg = args ? args[i] : arg;
         /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
@@ -144,14 +163,18 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
  */
 static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first, bool *more)
 {
+    wp__slot *const slots = r->slots; /* read-only after init */
+    const uint64_t cap = r->cap;
     uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
     for (;;) {
-        uint64_t n = 0;
+        uint64_t n = 0, idx = wp__ring_index(r, pos);
         /* acquire: pairs with the producer's release of seq; fn/arg read in
            wp__ring_take are sequenced after this load. */
-        while (n < max && atomic_load_explicit(&wp__ring_slot(r, pos + n)->seq,
-                                               memory_order_acquire) == 2 * (pos + n) + 1)
+        while (n < max &&
+               atomic_load_explicit(&slots[idx].seq, memory_order_acquire) == 2 * (pos + n) + 1) {
             n++;
+            idx = wp__ring_next(idx, cap);
+        }
         if (n == 0) {
             uint64_t now = atomic_load_explicit(&r->deq, memory_order_relaxed);
             if (now == pos) return 0;
@@ -163,22 +186,31 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
         if (atomic_compare_exchange_weak_explicit(&r->deq, &pos, pos + n, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             *first = pos;
-            *more = n == max && atomic_load_explicit(&wp__ring_slot(r, pos + n)->seq,
-                                                     memory_order_relaxed) == 2 * (pos + n) + 1;
+            /* idx is the slot of pos + n. */
+            *more = n == max && atomic_load_explicit(&slots[idx].seq, memory_order_relaxed) ==
+                                    2 * (pos + n) + 1;
             return n;
         }
     }
 }
 
-/* Reads the claimed task at pos and frees its slot for the next lap. */
-static inline void wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
+/* Reads the claimed task at pos, whose slot index is idx, and frees the slot
+   for the next lap. */
+static inline void wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_task_fn *fn,
+                                    void **arg)
 {
-    wp__slot *s = wp__ring_slot(r, pos);
+    wp__slot *s = &r->slots[idx];
     *fn = s->fn;
     *arg = s->arg;
     /* release: our reads of fn/arg happen before the producer of the next lap
        overwrites them; pairs with the acquire in wp__ring_push. */
     atomic_store_explicit(&s->seq, 2 * (pos + r->cap), memory_order_release);
+}
+
+/* Reads the claimed task at pos and frees its slot for the next lap. */
+static inline void wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
+{
+    wp__ring_take_at(r, wp__ring_index(r, pos), pos, fn, arg);
 }
 
 /* Whether a task may be waiting (claimed by a producer, perhaps still being
