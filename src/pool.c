@@ -602,7 +602,7 @@ int wp_submit(wp_pool *p, wp_task_fn fn, void *arg)
 {
     if (!p || !fn) return EINVAL;
     /* The fast path: room in the ring. */
-    if (wp__ring_push(&p->ring, fn, NULL, arg, 1) == 1) {
+    if (wp__ring_push1(&p->ring, fn, arg) == 1) {
         workers_notify(p);
         return 0;
     }

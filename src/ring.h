@@ -155,6 +155,34 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
     return (long)got;
 }
 
+/* wp__ring_push of one task (wp_submit's fast path): 1, 0 (full) or -1
+   (closed), with the same orders as wp__ring_push. */
+static inline long wp__ring_push1(wp__ring *r, wp_task_fn fn, void *arg)
+{
+    /* relaxed: only a guess, the CAS validates it. */
+    uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
+    for (;;) {
+        if (pos & WP__RING_CLOSED) return -1;
+        wp__slot *s = wp__ring_slot(r, pos);
+        /* acquire: as in wp__ring_push. */
+        if (atomic_load_explicit(&s->seq, memory_order_acquire) != 2 * pos) {
+            uint64_t now = atomic_load_explicit(&r->enq, memory_order_relaxed);
+            if (now == pos) return 0; /* the slot still holds last lap's task: full */
+            pos = now;
+            continue;
+        }
+        /* seq_cst: as in wp__ring_push (park.h's protocol). */
+        if (atomic_compare_exchange_weak_explicit(&r->enq, &pos, pos + 1, memory_order_seq_cst,
+                                                  memory_order_relaxed)) {
+            s->fn = fn;
+            s->arg = arg;
+            /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
+            atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
+            return 1;
+        }
+    }
+}
+
 /*
  * Claims up to max published consecutive positions; returns how many (0:
  * empty, or the next task is still being published) and sets *first. The
