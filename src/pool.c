@@ -271,7 +271,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
     wp_pool *p = w->pool;
     uint64_t idx = wp__ring_index(&p->ring, first); /* the slot of first + i */
     /* relaxed: active is a statistic. It stays 1 from one task of the run to
-       the next (only a pause or the end of the run clears it), and a nested
+       the next (only a pause or the run's last task clears it), and a nested
        run (top false) runs inside a task, where it is 1 already. */
     atomic_store_explicit(&w->active, 1, memory_order_relaxed);
     for (uint64_t i = 0; i < n; i++, idx = wp__ring_next(idx, p->ring.cap)) {
@@ -301,11 +301,13 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
         w->depth++;
         fn(arg);
         w->depth--;
-        /* release: the task's effects before its count; pairs with the
-           acquire in completed_sum. */
+        /* Cleared before the last count, so that whoever sees this run
+           complete (wp_wait) sees the worker idle too. */
+        if (i + 1 == n) atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
+        /* release: the task's effects (and the active store) before its
+           count; pairs with the acquire in completed_sum. */
         atomic_store_explicit(&w->completed, ++w->done, memory_order_release);
     }
-    atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
     /* seq_cst fence: the completions and slot releases above come before
        the checks of room_ev and idle_ev waiters (park.h's protocol). */
     atomic_thread_fence(memory_order_seq_cst);

@@ -6,6 +6,7 @@
  * Size: WPOOL_TEST_SCALE multiplies the task counts (soak by hand);
  * WPOOL_TEST_SMALL=1 shrinks them (valgrind).
  */
+#include "helpers.h"
 #include "test.h"
 #include "wpool.h"
 
@@ -300,6 +301,34 @@ TEST(nested_submission_into_a_full_pool)
         wp_stats st;
         wp_pool_stats(p, &st);
         ASSERT_UEQ(st.completed, (uint64_t)want);
+        wp_pool_destroy(p);
+    }
+}
+
+static void tick(void *arg)
+{
+    atomic_fetch_add_explicit((atomic_uint *)arg, 1, memory_order_relaxed);
+}
+
+/* wp_wait returning means every task's effects are visible and no worker
+   counts as active: a worker must clear `active` before it counts its last
+   task done, or a waiter that polls at that moment sees it busy. */
+TEST(no_worker_active_once_wait_returns)
+{
+    unsigned rounds = (unsigned)scaled(20000);
+    for (unsigned workers = 1; workers <= 3; workers += 2) {
+        wp_pool *p = make_pool(workers, 64);
+        ASSERT(p != NULL);
+        atomic_uint n = 0;
+        for (unsigned r = 0; r < rounds; r++) {
+            for (unsigned i = 0; i < 1 + r % 40; i++) ASSERT_OK(wp_submit(p, tick, &n));
+            ASSERT_OK(wp_wait(p));
+            wp_stats st;
+            wp_pool_stats(p, &st);
+            ASSERT_EQ(st.active, 0);
+            ASSERT_EQ(st.queued, 0);
+            ASSERT_UEQ(st.completed, atomic_load_explicit(&n, memory_order_relaxed));
+        }
         wp_pool_destroy(p);
     }
 }
