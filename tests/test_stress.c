@@ -116,12 +116,8 @@ TEST(producers_through_a_tiny_queue_every_task_once)
         for (size_t cap = 1; cap <= 4; cap += 3) {
             atomic_uchar *slots = calloc(per * PRODUCERS, 1);
             ASSERT(slots != NULL);
-            wp_config cfg;
-            wp_config_init(&cfg);
-            cfg.workers = 3;
-            cfg.queue_capacity = cap;
-            wp_pool *p;
-            ASSERT_OK(wp_pool_create(&p, &cfg));
+            wp_pool *p = make_pool(3, cap);
+            ASSERT(p != NULL);
             run r[PRODUCERS];
             run_producers(p, slots, per, mode, r);
             ASSERT_OK(wp_wait(p));
@@ -228,12 +224,8 @@ TEST(pause_resume_under_load)
     size_t per = scaled(20000);
     atomic_uchar *slots = calloc(per * PRODUCERS, 1);
     ASSERT(slots != NULL);
-    wp_config cfg;
-    wp_config_init(&cfg);
-    cfg.workers = 3;
-    cfg.queue_capacity = 16;
-    wp_pool *p;
-    ASSERT_OK(wp_pool_create(&p, &cfg));
+    wp_pool *p = make_pool(3, 16);
+    ASSERT(p != NULL);
     toggler tg = {.pool = p};
     pthread_t tt;
     pthread_create(&tt, NULL, pause_toggler, &tg);
@@ -287,12 +279,8 @@ TEST(nested_submission_into_a_full_pool)
     long want = 0;
     for (int d = 0, w = 1; d <= depth; d++, w *= 3) want += w;
     for (size_t cap = 1; cap <= 8; cap *= 8) {
-        wp_config cfg;
-        wp_config_init(&cfg);
-        cfg.workers = 2;
-        cfg.queue_capacity = cap;
-        wp_pool *p;
-        ASSERT_OK(wp_pool_create(&p, &cfg));
+        wp_pool *p = make_pool(2, cap);
+        ASSERT(p != NULL);
         tree t = {.pool = p};
         spawn(&t, depth);
         ASSERT_OK(wp_wait(p));
@@ -343,12 +331,8 @@ TEST(many_waiters_at_once)
     size_t n = scaled(100000);
     atomic_uchar *slots = calloc(n, 1);
     ASSERT(slots != NULL);
-    wp_config cfg;
-    wp_config_init(&cfg);
-    cfg.workers = 2;
-    cfg.queue_capacity = 32;
-    wp_pool *p;
-    ASSERT_OK(wp_pool_create(&p, &cfg));
+    wp_pool *p = make_pool(2, 32);
+    ASSERT(p != NULL);
     pthread_t w[4];
     for (size_t i = 0; i < n; i++) {
         ASSERT_OK(wp_submit(p, mark, &slots[i]));
