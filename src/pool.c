@@ -354,34 +354,45 @@ static void worker_pause(wp_pool *p)
         wp__event_cancel(&p->pause_ev);
 }
 
+/* A bounded spin, shared by idle workers and submitters waiting for room:
+   WP__SPIN_PAUSES polls with a pause, then yields until WP__SPIN_NS have
+   passed (or the deadline). Past the first microsecond the CPU goes to
+   whoever else is runnable here (a producer, or a worker, when there are as
+   many threads as CPUs) instead of being burnt; sleeping at once would cost
+   far more later (a futex wake and, in a VM, an IPI). */
+typedef struct spin {
+    unsigned polls;
+    uint64_t until; /* 0 until the first yield */
+} spin;
+
+/* One step of the spin; false: time is up, go to sleep. */
+static bool spin_step(spin *s, uint64_t deadline)
+{
+    if (s->polls < WP__SPIN_PAUSES) {
+        s->polls++;
+        wp__cpu_relax();
+        return true;
+    }
+    uint64_t now = wp__now_ns();
+    if (s->until == 0)
+        s->until = now + WP__SPIN_NS;
+    else if (now >= s->until || now >= deadline)
+        return false;
+    sched_yield();
+    return true;
+}
+
 /* Spins up to WP__SPIN_NS for a task; true if one (or a state change) came. */
 static bool worker_spin(wp_pool *p)
 {
     /* seq_cst: a submitter that reads spinning > 0 skips its wake-up, so this
        count must be visible before we stop looking for work (see below). */
     atomic_fetch_add_explicit(&p->spinning, 1, memory_order_seq_cst);
-    bool found = false;
-    uint64_t deadline = 0;
-    for (unsigned i = 0;; i++) {
-        if (wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring)) {
-            found = true;
-            break;
-        }
-        if (i < WP__SPIN_PAUSES) {
-            wp__cpu_relax();
-            continue;
-        }
-        /* Past the first microsecond, give the CPU to whoever else is
-           runnable here (typically the producer, when there are as many
-           workers as CPUs) instead of burning it: waking a sleeper later
-           costs far more (a futex call and, in a VM, an IPI). */
-        uint64_t now = wp__now_ns();
-        if (deadline == 0)
-            deadline = now + WP__SPIN_NS;
-        else if (now >= deadline)
-            break;
-        sched_yield();
-    }
+    spin s = {0, 0};
+    bool found;
+    do {
+        found = wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring);
+    } while (!found && spin_step(&s, WP__NO_DEADLINE));
     /* seq_cst: ordered before the recheck in worker_park (if we give up), so
        a task whose submitter saw us spinning is seen there. */
     atomic_fetch_sub_explicit(&p->spinning, 1, memory_order_seq_cst);
@@ -489,27 +500,17 @@ static bool room_ready(wp_pool *p, bool exact)
     return queued <= p->ring.cap / 2;
 }
 
-/* Before sleeping for room: polls, then yields, for up to WP__SPIN_NS, as an
-   idle worker does. With a CPU to spare the submitter sees the ring drain
-   and refills it without a system call on either side (nobody registered,
-   so workers skip room_notify's wake-up); on a busy machine its yields hand
-   the CPU to a worker. true: ready now (room_ready). */
+/* Before sleeping for room: spins (spin_step) as an idle worker does. With
+   a CPU to spare the submitter sees the ring drain and refills it without a
+   system call on either side (nobody registered, so workers skip
+   room_notify's wake-up); on a busy machine its yields hand the CPU to a
+   worker. true: ready now (room_ready). */
 static bool room_spin(wp_pool *p, bool exact, uint64_t deadline)
 {
-    uint64_t until = 0;
-    for (unsigned i = 0;; i++) {
-        if (room_ready(p, exact)) return true;
-        if (i < WP__SPIN_PAUSES) {
-            wp__cpu_relax();
-            continue;
-        }
-        uint64_t now = wp__now_ns();
-        if (until == 0)
-            until = now + WP__SPIN_NS;
-        else if (now >= until || now >= deadline)
-            return false;
-        sched_yield();
-    }
+    spin s = {0, 0};
+    while (!room_ready(p, exact))
+        if (!spin_step(&s, deadline)) return false;
+    return true;
 }
 
 /* Waits for room in the ring until the absolute deadline, or *poll_ns at
