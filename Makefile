@@ -16,13 +16,21 @@ CMAKE_GEN := $(shell command -v ninja >/dev/null 2>&1 && echo "-G Ninja")
 CTEST  := ctest --output-on-failure -j$(JOBS)
 # Tests read WPOOL_TEST_SCALE; sanitizers and valgrind run them at scale 1.
 export WPOOL_TEST_SCALE ?= 1
+# Debian packages the tests need beyond a fresh machine (servers, client
+# libraries, load generators). `make test` installs the missing ones when run
+# as root (bench/deps.sh: one apt-get update, then apt-get install -y);
+# otherwise each is named and what needs it is skipped with a message.
+TEST_PKGS ?=
 
-.PHONY: all build test test-quick test-1cpu asan tsan memcheck install format clean \
+.PHONY: all test-deps build test test-quick test-1cpu asan tsan memcheck install format clean \
         bench bench-peers bench-sweep bench-flood bench-icount
 
 all: build
 
-build:
+test-deps:
+	@sh bench/deps.sh $(TEST_PKGS)
+
+build: test-deps
 	cmake -S . -B build $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build build -j$(JOBS)
 
@@ -43,14 +51,14 @@ test-1cpu: build
 	  cd build && taskset -c $(FIRST_CPU) ctest --output-on-failure -j1 -E 'exported_symbols|install'; \
 	else echo "test-1cpu: skipped (taskset not found or not usable)"; fi
 
-asan:
+asan: test-deps
 	CC=clang cmake -S . -B build-asan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Debug \
 	  -DWPOOL_SANITIZE=address,undefined -DWPOOL_BUILD_THPOOL=ON
 	cmake --build build-asan -j$(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $(CTEST) -E 'exported_symbols|install'
 
-tsan:
+tsan: test-deps
 	CC=clang cmake -S . -B build-tsan $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DWPOOL_SANITIZE=thread
 	cmake --build build-tsan -j$(JOBS)
