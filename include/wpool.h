@@ -211,6 +211,22 @@ WP_EXTERN int wp_chan_close(wp_chan *c);
 WP_EXTERN size_t wp_chan_len(wp_chan *c);
 WP_EXTERN size_t wp_chan_cap(wp_chan *c);
 
+/* A descriptor for an event loop (poll, epoll, libevent, libuv): *fd polls
+   readable (POLLIN) exactly while a receive would not wait: an element is
+   buffered, a sender waits on an unbuffered channel, or the channel is
+   closed. Level-triggered: on POLLIN call wp_chan_try_recv until EAGAIN (or
+   EPIPE: closed and drained), then poll again. Only the library reads or
+   closes it; wp_chan_destroy closes it. The first call makes it (an
+   eventfd), later calls return the same one. Cost: a channel that never
+   asked pays one branch per operation; one that has pays a system call only
+   on each edge, under the channel lock: a write when it goes from nothing to
+   receive to something, a read when it goes back. So a send into a drained
+   channel whose loop sleeps costs one write, and the sends that follow until
+   the loop drains it cost none. After fork() the descriptor is shared with
+   the other process: use it in one of them only. EINVAL: c or fd NULL.
+   EMFILE, ENFILE, ENOMEM: no descriptor could be made (nothing changed). */
+WP_EXTERN int wp_chan_fd(wp_chan *c, int *fd);
+
 enum { WP_SEND, WP_RECV };
 
 typedef struct wp_select_case {

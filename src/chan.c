@@ -29,6 +29,17 @@
  * sleeps on a futex. A partner makes a system call to wake it only if it
  * really went to sleep. The channel lock is a futex lock too: a short spin,
  * then sleep (critical sections are a few dozen instructions).
+ *
+ * The descriptor (wp_chan_fd) is an eventfd that holds 1 exactly while a
+ * receive would not wait. Every operation changes that state under the lock,
+ * so wp__chan_unlock compares it with efd_up and writes 1 on the rising edge
+ * or reads it back on the falling edge, still holding the lock: the edges
+ * then reach the eventfd in the order the states changed (done after the
+ * unlock, a rising write could land after a later falling read and leave a
+ * drained channel readable). That bends "wake no thread under a lock" only
+ * for the loop's one wake per edge; a write to an eventfd never blocks, and a
+ * burst of sends into a drained channel pays one write, not one each. A
+ * channel without a descriptor pays the one branch on efd.
  */
 #include "chan.h"
 
@@ -39,6 +50,7 @@
 #include <time.h>
 
 #include <linux/futex.h>
+#include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -169,8 +181,34 @@ void wp__chan_lock(wp_chan *c)
         futex_wait(&c->lock, 2, NULL);
 }
 
+/* c locked. Whether a receive would complete now without waiting. */
+static int receivable(wp_chan *c)
+{
+    if (c->count > 0 || c->closed) return 1;
+    for (struct wp__chan_sudog *sg = c->sendq.first; sg; sg = sg->next)
+        /* relaxed: a hint. A claim we miss was made by a partner or the
+           owner, who takes the sudog off (or a receive drops it) under
+           this lock, and that unlock syncs again. */
+        if (atomic_load_explicit(&sg->w->done, memory_order_relaxed) == 0) return 1;
+    return 0;
+}
+
+/* c locked, c->efd >= 0. Moves the eventfd to the channel's level. Neither
+   call can fail on a valid nonblocking eventfd that holds 0 or 1. */
+static void fd_sync(wp_chan *c)
+{
+    int up = receivable(c);
+    if (up == c->efd_up) return;
+    c->efd_up = up;
+    uint64_t one = 1;
+    if ((up ? write(c->efd, &one, sizeof one) : read(c->efd, &one, sizeof one)) < 0) {
+        /* EAGAIN only if someone else read it, which the contract forbids */
+    }
+}
+
 void wp__chan_unlock(wp_chan *c)
 {
+    if (c->efd >= 0) fd_sync(c);
     /* release: publishes the critical section; pairs with the acquires in
        wp__chan_lock. Wakes one sleeper only if one may be asleep. */
     if (atomic_exchange_explicit(&c->lock, 0, memory_order_release) == 2) futex_wake(&c->lock);
@@ -429,6 +467,28 @@ size_t wp_chan_len(wp_chan *c)
     return n;
 }
 
+int wp_chan_fd(wp_chan *c, int *fd)
+{
+    if (!c || !fd) return EINVAL;
+    int r = 0;
+    wp__chan_lock(c);
+    if (c->efd < 0) {
+        /* Made under the lock, once per channel: no second one can race in.
+           Holds 0; the unlock below raises it if the channel is already
+           receivable. */
+        int e = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (e >= 0) {
+            c->efd = e;
+            c->efd_up = 0;
+        } else {
+            r = errno == EMFILE || errno == ENFILE ? errno : ENOMEM;
+        }
+    }
+    if (r == 0) *fd = c->efd;
+    wp__chan_unlock(c);
+    return r;
+}
+
 size_t wp_chan_cap(wp_chan *c)
 {
     return c ? c->cap : 0;
@@ -447,6 +507,7 @@ int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
     atomic_init(&c->lock, 0);
     c->elem_size = elem_size;
     c->cap = capacity;
+    c->efd = -1;
     c->buf = (unsigned char *)(c + 1);
     *out = c;
     return 0;
@@ -455,5 +516,6 @@ int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
 void wp_chan_destroy(wp_chan *c)
 {
     if (!c) return;
+    if (c->efd >= 0) close(c->efd);
     free(c);
 }

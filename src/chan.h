@@ -68,6 +68,14 @@ struct wp__chan_waitq {
  *   - closed implies both queues hold no live sudog.
  * A "stale" sudog (its waiter already claimed) may sit on a queue until the
  * next dequeue or its owner removes it; it never counts.
+ *
+ * The descriptor (wp_chan_fd), once made: efd_up says whether the eventfd
+ * holds 1 (polls readable), and wp__chan_unlock brings it in line with
+ * "a receive would not wait" (count > 0, closed, or a live sudog on sendq)
+ * before it drops the lock, so the edges are written in the order the states
+ * changed. The one lag: a sudog made stale without this lock (a select that
+ * fired on another channel, an owner that timed out) still counts until its
+ * owner, or the next receive here, takes it off the queue under this lock.
  */
 struct wp_chan {
     /* wp__chan_lock's futex word, alone on its cache line: threads spinning
@@ -76,11 +84,14 @@ struct wp_chan {
     alignas(WP__CACHE_LINE) size_t elem_size, cap; /* immutable */
     size_t count, recvx, sendx;                    /* ring of cap slots: protected by lock */
     int closed;                                    /* protected by lock */
-    struct wp__chan_waitq recvq, sendq;            /* protected by lock */
+    int efd;    /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
+    int efd_up; /* the eventfd holds 1 (readable): protected by lock */
+    struct wp__chan_waitq recvq, sendq; /* protected by lock */
     unsigned char *buf; /* cap * elem_size bytes after the struct, slots protected by lock */
 };
 
-/* The channel lock (spin, then sleep on a futex). Not recursive. */
+/* The channel lock (spin, then sleep on a futex). Not recursive. Unlocking
+   also moves the descriptor's level, if the channel has one (see above). */
 void wp__chan_lock(wp_chan *c);
 void wp__chan_unlock(wp_chan *c);
 
