@@ -7,10 +7,21 @@
  *
  * Same seven functions, same `threadpool` type, same results, with these
  * differences, all on purpose:
- *   - Backpressure: the queue is bounded. thpool_add_work waits while it is
- *     full instead of growing memory without limit, and allocates nothing
- *     (C-Thread-Pool mallocs every job). A job adding work to its own full
- *     pool does not wait: it runs the new job itself.
+ *   - The queue: thpool_add_work never waits, as in C-Thread-Pool. Jobs go
+ *     into wpool's preallocated ring of 4096 slots without allocating
+ *     (C-Thread-Pool mallocs every job); once it is full, into an overflow
+ *     of 4 KiB chunks (255 jobs each), allocated then and freed as the ring
+ *     takes them back. Jobs start in the order they were added, across
+ *     ring and overflow. The first overflow starts one more thread,
+ *     "thpool-feeder", which moves the overflow into the ring.
+ *   - Backpressure, opt-in: with WPOOL_THPOOL_BOUND=N in the environment
+ *     (a positive decimal number, read by thpool_init; anything else is
+ *     ignored) the pool holds at most N queued jobs, and thpool_add_work
+ *     waits while it is full instead of growing memory without limit. It
+ *     then never allocates; a job adding work to its own full pool does not
+ *     wait but runs the new job itself. A program that adds work while
+ *     holding a lock its jobs take must not set it: it would wait for room
+ *     that only those jobs can make.
  *   - Nothing is global: pausing, resuming or destroying one pool affects no
  *     other (in C-Thread-Pool pause/resume and destroy flip process-wide
  *     flags, and pause installs a process-wide SIGUSR1 handler; this uses
@@ -43,13 +54,15 @@ extern "C" {
 typedef struct thpool_ *threadpool;
 
 /* Creates a pool of num_threads threads (named "thread-pool-<id>") and
-   returns once they are all started. Returns NULL on error (out of memory
-   or threads, more than 4096 threads). */
+   returns once they are all alive, as C-Thread-Pool does. Returns NULL on
+   error (out of memory or threads, more than 4096 threads, a
+   WPOOL_THPOOL_BOUND too large to allocate). */
 THPOOL_API threadpool thpool_init(int num_threads);
 
-/* Queues function_p(arg_p), waiting while the queue is full. Returns 0 on
-   success, -1 when the pool or function is NULL or the pool is being
-   destroyed. */
+/* Queues function_p(arg_p) and returns; never waits (but with
+   WPOOL_THPOOL_BOUND set, waits while the queue is full). Returns 0 on
+   success, -1 when the pool or function is NULL, the pool is being
+   destroyed, or the overflow could not grow (out of memory). */
 THPOOL_API int thpool_add_work(threadpool, void (*function_p)(void *), void *arg_p);
 
 /* Waits until no job is queued or running, jobs added by jobs included.
@@ -64,9 +77,9 @@ THPOOL_API void thpool_pause(threadpool);
 THPOOL_API void thpool_resume(threadpool);
 
 /* Waits for the jobs that are running to finish, drops the queued ones that
-   have not started (as C-Thread-Pool does; call thpool_wait first to run
-   them), stops the threads and frees the pool. A paused pool is destroyed
-   too. NULL is ignored. */
+   have not started, overflow included (as C-Thread-Pool does; call
+   thpool_wait first to run them), stops the threads and frees the pool and
+   its overflow. A paused pool is destroyed too. NULL is ignored. */
 THPOOL_API void thpool_destroy(threadpool);
 
 /* The number of threads running a job now. */

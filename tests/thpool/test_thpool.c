@@ -1,11 +1,14 @@
 /*
  * C-Thread-Pool's API (compat/thpool) as its users call it: only thpool.h.
  * Each case is a promise of the header: the upstream behaviour where it is
- * kept, and the differences (backpressure, nothing global, nothing hangs).
+ * kept (add_work never waits, init returns with its threads alive, ...), and
+ * the differences (opt-in backpressure, nothing global, nothing hangs).
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <sys/syscall.h>
 
 #include "test.h"
 #include "thpool.h"
@@ -206,45 +209,81 @@ TEST(many_jobs_each_run_exactly_once)
     ASSERT_EQ(wrong, 0);
 }
 
-/* Backpressure: with the pool paused, a producer adding far more jobs than
-   the queue holds is held in thpool_add_work (C-Thread-Pool would queue
+/* A pool made with $WPOOL_THPOOL_BOUND set to bound (NULL: unset). */
+static threadpool init_with_bound(int threads, const char *bound)
+{
+    if (bound)
+        setenv("WPOOL_THPOOL_BOUND", bound, 1);
+    else
+        unsetenv("WPOOL_THPOOL_BOUND");
+    threadpool tp = thpool_init(threads);
+    unsetenv("WPOOL_THPOOL_BOUND");
+    return tp;
+}
+
+/* The scheduler state of thread tid of this process ('R', 'S', ...). */
+static char thread_state(pid_t tid)
+{
+    char path[64], buf[256];
+    snprintf(path, sizeof path, "/proc/self/task/%d/stat", (int)tid);
+    FILE *f = fopen(path, "r");
+    if (!f) return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *close = strrchr(buf, ')'); /* "tid (comm) S ..." */
+    return close && close[1] == ' ' ? close[2] : '?';
+}
+
+/* Opt-in backpressure: with WPOOL_THPOOL_BOUND=64 and the pool paused, a
+   producer adding more jobs than that is held in thpool_add_work with
+   exactly 64 queued, asleep (C-Thread-Pool, and the default, would queue
    them all). It can only finish after resume, and every job then runs. */
 struct producer {
     threadpool tp;
     unsigned n;
     atomic_uint added, ran;
+    atomic_int tid;
+    atomic_bool finished;
 };
 
 static void *produce(void *arg)
 {
     struct producer *pr = arg;
+    atomic_store(&pr->tid, (int)syscall(SYS_gettid));
     for (unsigned i = 0; i < pr->n; i++) {
         if (thpool_add_work(pr->tp, count_job, &pr->ran) != 0) break;
         atomic_fetch_add(&pr->added, 1);
     }
+    atomic_store(&pr->finished, true);
     return NULL;
 }
 
 TEST(add_work_waits_while_the_queue_is_full)
 {
-    struct producer pr = {.tp = thpool_init(2), .n = 100000};
+    const unsigned bound = 64;
+    struct producer pr = {.tp = init_with_bound(2, "64"), .n = bound + 100};
     ASSERT(pr.tp != NULL);
     thpool_pause(pr.tp);
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, produce, &pr));
-    unsigned before;
-    do { /* until the producer is held: the count stops moving */
-        before = atomic_load(&pr.added);
-        test_sleep_ms(20);
-    } while (atomic_load(&pr.added) != before);
-    unsigned held_at = atomic_load(&pr.added);
+    /* Until the producer is asleep with the queue full, or has finished. */
+    while (!atomic_load(&pr.finished) &&
+           !(atomic_load(&pr.added) == bound && atomic_load(&pr.tid) != 0 &&
+             thread_state((pid_t)atomic_load(&pr.tid)) == 'S'))
+        test_sleep_ms(1);
+    bool finished_paused = atomic_load(&pr.finished);
+    unsigned held_at = atomic_load(&pr.added), ran_paused = atomic_load(&pr.ran);
     thpool_resume(pr.tp);
     pthread_join(t, NULL);
     thpool_wait(pr.tp);
+    unsigned ran = atomic_load(&pr.ran);
     thpool_destroy(pr.tp);
-    ASSERT_LT(held_at, pr.n);
+    ASSERT(!finished_paused);
+    ASSERT_EQ(held_at, bound);
+    ASSERT_EQ(ran_paused, 0);
     ASSERT_EQ(atomic_load(&pr.added), pr.n);
-    ASSERT_EQ(atomic_load(&pr.ran), pr.n);
+    ASSERT_EQ(ran, pr.n);
 }
 
 /* C-Thread-Pool deadlocks when a job waits for its own pool; here the call
@@ -295,6 +334,254 @@ TEST(null_arguments_are_harmless)
     ASSERT(tp != NULL);
     ASSERT_EQ(thpool_add_work(tp, NULL, &ran), -1);
     thpool_destroy(tp);
+}
+
+/* ---- What C-Thread-Pool users rely on, and the issue-17 hang. ---- */
+
+/* Threads of this process whose name starts with prefix. */
+static unsigned threads_named(const char *prefix)
+{
+    DIR *d = opendir("/proc/self/task");
+    if (!d) return 0;
+    unsigned n = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.') continue;
+        char path[300], name[32] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f) continue; /* exited meanwhile */
+        if (fgets(name, sizeof name, f) && strncmp(name, prefix, strlen(prefix)) == 0) n++;
+        fclose(f);
+    }
+    closedir(d);
+    return n;
+}
+
+/* As C-Thread-Pool's: thpool_init returns once all its threads are alive. */
+TEST(init_returns_with_every_thread_alive)
+{
+    unsigned rounds = many(50), short_of = 0;
+    for (unsigned r = 0; r < rounds; r++) {
+        /* The last round's threads, joined, may linger in /proc a moment. */
+        while (threads_named("thread-pool-") != 0) test_sleep_ms(1);
+        int want = 1 + (int)(r % 8);
+        threadpool tp = thpool_init(want);
+        ASSERT(tp != NULL);
+        short_of += threads_named("thread-pool-") != (unsigned)want;
+        thpool_destroy(tp);
+    }
+    ASSERT_EQ(short_of, 0);
+}
+
+/* Issue 17's reproducer: jobs are added under a lock each job takes, far
+   more than the ring holds. C-Thread-Pool prints done=5000; a drop-in that
+   waits for room in thpool_add_work hangs here for good. */
+static pthread_mutex_t gil = PTHREAD_MUTEX_INITIALIZER;
+static int gil_done;
+
+static void gil_job(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&gil);
+    gil_done++;
+    pthread_mutex_unlock(&gil);
+}
+
+/* Adds n gil_jobs holding the gil, waits; returns how many adds failed. */
+static unsigned add_under_the_gil(threadpool tp, unsigned n)
+{
+    unsigned failed = 0;
+    gil_done = 0;
+    pthread_mutex_lock(&gil);
+    for (unsigned i = 0; i < n; i++) failed += thpool_add_work(tp, gil_job, NULL) != 0;
+    pthread_mutex_unlock(&gil);
+    thpool_wait(tp);
+    return failed;
+}
+
+TEST(add_work_never_waits_under_a_lock_its_jobs_take)
+{
+    threadpool tp = thpool_init(4);
+    ASSERT(tp != NULL);
+    unsigned failed = add_under_the_gil(tp, 5000);
+    int done = gil_done; /* thpool_wait returned: every job's write is seen */
+    thpool_destroy(tp);
+    ASSERT_EQ(failed, 0);
+    ASSERT_EQ(done, 5000);
+}
+
+/* Only a positive number turns the bound on: anything else keeps the
+   default, which passes the reproducer. */
+TEST(invalid_bound_values_are_ignored)
+{
+    static const char *const bad[] = {"", "0", "-5", "abc", "12x", " 64"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        threadpool tp = init_with_bound(2, bad[i]);
+        ASSERT(tp != NULL);
+        unsigned failed = add_under_the_gil(tp, 5000);
+        int done = gil_done;
+        thpool_destroy(tp);
+        ASSERT_EQ(failed, 0);
+        ASSERT_EQ(done, 5000);
+    }
+}
+
+/* The bound holds a producer back, but with no lock held it makes room
+   as the jobs run, and everything finishes. */
+TEST(bounded_pool_runs_everything_when_no_lock_is_held)
+{
+    atomic_uint ran = 0;
+    threadpool tp = init_with_bound(4, "16");
+    ASSERT(tp != NULL);
+    for (int i = 0; i < 5000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    thpool_wait(tp);
+    unsigned after_wait = atomic_load(&ran);
+    thpool_destroy(tp);
+    ASSERT_EQ(after_wait, 5000);
+}
+
+/* With one thread, jobs start in the order they were added: the ring's
+   4096 first, then the overflow's, then those added once it drained. */
+static atomic_uint fifo_next;
+static unsigned *fifo_seen;
+
+static void fifo_job(void *arg)
+{
+    fifo_seen[atomic_fetch_add_explicit(&fifo_next, 1, memory_order_relaxed)] =
+        (unsigned)(uintptr_t)arg;
+}
+
+TEST(jobs_start_in_the_order_they_were_added)
+{
+    unsigned n = many(20000);
+    fifo_seen = calloc(2 * n, sizeof *fifo_seen);
+    ASSERT(fifo_seen != NULL);
+    atomic_store(&fifo_next, 0);
+    threadpool tp = thpool_init(1);
+    ASSERT(tp != NULL);
+    thpool_pause(tp); /* everything after the first 4096 goes to the overflow */
+    for (unsigned i = 0; i < n; i++) ASSERT_OK(thpool_add_work(tp, fifo_job, (void *)(uintptr_t)i));
+    thpool_resume(tp);
+    for (unsigned i = n; i < 2 * n; i++) /* while the overflow drains */
+        ASSERT_OK(thpool_add_work(tp, fifo_job, (void *)(uintptr_t)i));
+    thpool_wait(tp);
+    thpool_destroy(tp);
+    unsigned out_of_order = 0;
+    for (unsigned i = 0; i < 2 * n; i++) out_of_order += fifo_seen[i] != i;
+    free(fifo_seen);
+    ASSERT_EQ(atomic_load(&fifo_next), 2 * n);
+    ASSERT_EQ(out_of_order, 0);
+}
+
+/* As C-Thread-Pool's pause_resume: a paused pool starts nothing, however
+   many jobs are added (here more than the ring holds), until resumed. */
+TEST(pause_holds_back_jobs_beyond_the_ring)
+{
+    atomic_uint ran = 0;
+    unsigned n = getenv("WPOOL_TEST_SMALL") ? 5000 : 20000;
+    threadpool tp = thpool_init(4);
+    ASSERT(tp != NULL);
+    thpool_pause(tp);
+    for (unsigned i = 0; i < n; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    test_sleep_ms(20);
+    unsigned ran_paused = atomic_load(&ran);
+    int working_paused = thpool_num_threads_working(tp);
+    thpool_resume(tp);
+    thpool_wait(tp);
+    unsigned ran_after = atomic_load(&ran);
+    thpool_destroy(tp);
+    ASSERT_EQ(ran_paused, 0);
+    ASSERT_EQ(working_paused, 0);
+    ASSERT_EQ(ran_after, n);
+}
+
+/* As C-Thread-Pool's wait test: thpool_wait on a paused pool with queued
+   jobs (overflow too) returns once it was resumed and they all ran. */
+static void *resume_later(void *arg)
+{
+    test_sleep_ms(30);
+    thpool_resume(arg);
+    return NULL;
+}
+
+TEST(wait_on_a_paused_pool_returns_after_resume_with_everything_run)
+{
+    atomic_uint ran = 0;
+    unsigned n = getenv("WPOOL_TEST_SMALL") ? 5000 : 20000;
+    threadpool tp = thpool_init(2);
+    ASSERT(tp != NULL);
+    thpool_pause(tp);
+    for (unsigned i = 0; i < n; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, resume_later, tp));
+    thpool_wait(tp);
+    unsigned after_wait = atomic_load(&ran);
+    pthread_join(t, NULL);
+    thpool_destroy(tp);
+    ASSERT_EQ(after_wait, n);
+}
+
+/* As C-Thread-Pool's api test: working counts the busy threads only. */
+TEST(working_counts_only_the_threads_running_a_job)
+{
+    gate_reset();
+    threadpool tp = thpool_init(10);
+    ASSERT(tp != NULL);
+    int idle = thpool_num_threads_working(tp);
+    for (int i = 0; i < 4; i++) ASSERT_OK(thpool_add_work(tp, gate_job, NULL));
+    wait_started(4);
+    int working = thpool_num_threads_working(tp);
+    atomic_store(&gate_open, true);
+    thpool_wait(tp);
+    int after = thpool_num_threads_working(tp);
+    thpool_destroy(tp);
+    ASSERT_EQ(idle, 0);
+    ASSERT_EQ(working, 4);
+    ASSERT_EQ(after, 0);
+}
+
+/* As in C-Thread-Pool, destroy drops what is queued, the overflow too (and
+   frees it: tests/run_memcheck.sh finds no leak). */
+TEST(destroy_drops_queued_jobs_in_the_overflow)
+{
+    atomic_uint ran = 0;
+    gate_reset();
+    threadpool tp = thpool_init(1);
+    ASSERT(tp != NULL);
+    ASSERT_OK(thpool_add_work(tp, gate_job, &ran));
+    for (int i = 0; i < 10000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    wait_started(1);
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, open_gate_later, NULL));
+    thpool_destroy(tp);
+    unsigned after = atomic_load(&ran);
+    pthread_join(t, NULL);
+    ASSERT_EQ(after, 1); /* the running job finished; the 10000 queued never ran */
+}
+
+/* A flood from one producer: the overflow grows to about n/2 jobs while the
+   pool is paused, then drains while the rest are added. Every job runs
+   exactly once. */
+TEST(flood_of_two_million_jobs_runs_each_once)
+{
+    unsigned n = many(2000000);
+    atomic_uchar *seen = calloc(n, sizeof *seen);
+    ASSERT(seen != NULL);
+    threadpool tp = thpool_init(4);
+    ASSERT(tp != NULL);
+    thpool_pause(tp);
+    unsigned failed = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (i == n / 2) thpool_resume(tp);
+        failed += thpool_add_work(tp, mark_job, &seen[i]) != 0;
+    }
+    thpool_wait(tp);
+    unsigned wrong = 0;
+    for (unsigned i = 0; i < n; i++) wrong += atomic_load(&seen[i]) != 1;
+    thpool_destroy(tp);
+    free(seen);
+    ASSERT_EQ(failed, 0);
+    ASSERT_EQ(wrong, 0);
 }
 
 TEST_MAIN()
