@@ -247,8 +247,9 @@ int thpool_add_work(threadpool tp, void (*function_p)(void *), void *arg_p)
 
 void thpool_wait(threadpool tp)
 {
-    /* From one of its own jobs: EDEADLK, return rather than hang. */
-    if (!tp || wp_wait(tp->pool) == EDEADLK) return;
+    /* EDEADLK from one of its own jobs: return rather than hang (as does
+       EOWNERDEAD, a pool inherited across fork()). */
+    if (!tp || wp_wait(tp->pool) != 0) return;
     for (;;) {
         /* The overflow empty, then the ring: if no job went to the overflow
            meanwhile, there was a moment with nothing queued anywhere and
@@ -284,23 +285,32 @@ void thpool_destroy(threadpool tp)
     if (!tp) return;
     /* C-Thread-Pool lets running jobs finish and drops the queued ones. A
        pool cannot be freed from one of its own jobs: do nothing there. */
-    if (tp->pool && wp_pool_shutdown(tp->pool, WP_DISCARD) == EDEADLK) return;
-    pthread_mutex_lock(&tp->lock);
-    tp->closing = true; /* adders get -1; the feeder, out of wp_submit_batch by EPIPE, stops */
-    bool feeder = tp->feeder_started;
-    pthread_mutex_unlock(&tp->lock);
-    if (feeder) {
-        pthread_cond_signal(&tp->feed);
-        pthread_join(tp->feeder, NULL);
+    int rc = tp->pool ? wp_pool_shutdown(tp->pool, WP_DISCARD) : 0;
+    if (rc == EDEADLK) return;
+    /* EOWNERDEAD: a pool inherited across fork(). Its threads, the feeder
+       too, are not in this process, and one may have held the lock or sat
+       in a wait: only free the memory. */
+    bool inherited = rc == EOWNERDEAD;
+    if (!inherited) {
+        pthread_mutex_lock(&tp->lock);
+        tp->closing = true; /* adders get -1; the feeder, out of wp_submit_batch (EPIPE), stops */
+        bool feeder = tp->feeder_started;
+        pthread_mutex_unlock(&tp->lock);
+        if (feeder) {
+            pthread_cond_signal(&tp->feed);
+            pthread_join(tp->feeder, NULL);
+        }
     }
     for (struct chunk *c = tp->head, *next; c; c = next) {
         next = c->next;
         free(c); /* its jobs are dropped */
     }
     wp_pool_destroy(tp->pool);
-    pthread_cond_destroy(&tp->cv);
-    pthread_cond_destroy(&tp->feed);
-    pthread_mutex_destroy(&tp->lock);
+    if (!inherited) {
+        pthread_cond_destroy(&tp->cv);
+        pthread_cond_destroy(&tp->feed);
+        pthread_mutex_destroy(&tp->lock);
+    }
     free(tp);
 }
 

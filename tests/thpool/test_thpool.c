@@ -121,8 +121,8 @@ TEST(destroy_paused_pool_returns_and_runs_nothing_queued)
     threadpool tp = thpool_init(2);
     ASSERT(tp != NULL);
     thpool_pause(tp);
-    for (int i = 0; i < 100; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
-    thpool_destroy(tp);
+    for (int i = 0; i < 10000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    thpool_destroy(tp); /* the ring's jobs and the overflow's */
     ASSERT_EQ(atomic_load(&ran), 0);
 }
 
