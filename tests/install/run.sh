@@ -64,11 +64,11 @@ for prog in consumer_shared consumer_static thpool_shared thpool_static redis_sh
     if [ -x "$tmp/cm/$prog" ]; then ok "$tmp/cm/$prog"; fi
 done
 if [ -f "$libdir/pkgconfig/wpool-thpool.pc" ] && ! [ -x "$tmp/cm/thpool_shared" ]; then
-    echo "install test: find_package(wpool COMPONENTS thpool) found no wpool::thpool" >&2
+    echo "install test: find_package(wpool COMPONENTS thpool) found no wpool::wpool_thpool" >&2
     exit 1
 fi
 if [ -f "$libdir/pkgconfig/wpool-redis.pc" ] && ! [ -x "$tmp/cm/redis_shared" ]; then
-    echo "install test: find_package(wpool COMPONENTS redis) found no wpool::redis" >&2
+    echo "install test: find_package(wpool COMPONENTS redis) found no wpool::wpool_redis" >&2
     exit 1
 fi
 echo "install test: $n passed, 0 failed"
