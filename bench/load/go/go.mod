@@ -1,0 +1,3 @@
+module wpoolload
+
+go 1.19
