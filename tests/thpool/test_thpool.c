@@ -584,4 +584,62 @@ TEST(flood_of_two_million_jobs_runs_each_once)
     ASSERT_EQ(wrong, 0);
 }
 
+/* Several producers at once, two job functions interleaved (the overflow
+   goes back into the ring in runs of one function): each job runs once. */
+static atomic_uint marked_too;
+
+static void mark_job_too(void *arg)
+{
+    atomic_fetch_add_explicit((atomic_uchar *)arg, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&marked_too, 1, memory_order_relaxed);
+}
+
+struct flood_part {
+    threadpool tp;
+    atomic_uchar *seen;
+    unsigned n;
+    atomic_uint failed;
+};
+
+static void *flood_some(void *arg)
+{
+    struct flood_part *f = arg;
+    for (unsigned i = 0; i < f->n; i++)
+        if (thpool_add_work(f->tp, (i / 3) % 2 ? mark_job : mark_job_too, &f->seen[i]) != 0)
+            atomic_fetch_add(&f->failed, 1);
+    return NULL;
+}
+
+TEST(producers_at_once_each_job_runs_once)
+{
+    enum { PRODUCERS = 4 };
+    unsigned n = many(100000);
+    atomic_uchar *seen = calloc((size_t)n * PRODUCERS, sizeof *seen);
+    ASSERT(seen != NULL);
+    atomic_store(&marked_too, 0);
+    threadpool tp = thpool_init(3);
+    ASSERT(tp != NULL);
+    struct flood_part parts[PRODUCERS];
+    pthread_t t[PRODUCERS];
+    for (int k = 0; k < PRODUCERS; k++) {
+        parts[k] = (struct flood_part){.tp = tp, .seen = seen + (size_t)k * n, .n = n};
+        ASSERT_OK(pthread_create(&t[k], NULL, flood_some, &parts[k]));
+    }
+    unsigned failed = 0;
+    for (int k = 0; k < PRODUCERS; k++) {
+        pthread_join(t[k], NULL);
+        failed += atomic_load(&parts[k].failed);
+    }
+    thpool_wait(tp);
+    unsigned wrong = 0;
+    for (size_t i = 0; i < (size_t)n * PRODUCERS; i++) wrong += atomic_load(&seen[i]) != 1;
+    unsigned too = 0;
+    for (unsigned i = 0; i < n; i++) too += (i / 3) % 2 == 0;
+    thpool_destroy(tp);
+    free(seen);
+    ASSERT_EQ(failed, 0);
+    ASSERT_EQ(wrong, 0);
+    ASSERT_EQ(atomic_load(&marked_too), too * PRODUCERS);
+}
+
 TEST_MAIN()
