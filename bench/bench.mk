@@ -12,6 +12,9 @@
 #   make bench-flood   10,000,000 jobs from one producer into each pool: time
 #                      and peak RSS
 #   make bench-icount  instructions per task (callgrind): submit, batch, worker
+#   make bench-load    under load (bench/load/run.sh): wrk against the example
+#                      server and Go net/http, and an open loop of Poisson
+#                      arrivals; tables, CSV/JSON and two plots (~7 minutes)
 #
 # Knobs (environment): WPOOL_BENCH_ROUNDS (5), WPOOL_BENCH_TIME (seconds per
 # round, 0.2), WPOOL_BENCH_ROWS (comma list of names or globs, e.g.
@@ -66,3 +69,20 @@ bench-sweep: bench-peers-build
 
 bench-flood: bench-peers-build
 	$(BENCH_EXE) --out $(BENCH_OUT) --tag flood --flood $${WPOOL_FLOOD_JOBS:-10000000} $(BENCH_CPEERS)
+
+# Under load (bench/load/run.sh, knobs at its top: WPOOL_LOAD_SECONDS,
+# WPOOL_OPENLOOP_SECONDS...). Closed loop: wrk against examples/httpd (pool,
+# inline, a thread per request) and Go net/http (a goroutine per request, the
+# seed's pool) at 16/256/2048 connections, with and without wait=2. Open
+# loop: Poisson arrivals of seed jobs at 50-150% of the measured capacity.
+LOAD_PKGS := wrk libevent-dev golang-go gnuplot-nox cthreadpool-dev curl
+.PHONY: bench-load
+bench-load:
+	@sh bench/deps.sh $(LOAD_PKGS)
+	cmake -S . -B $(BENCH_BUILD) $(CMAKE_GEN) -DCMAKE_BUILD_TYPE=Release \
+	  -DWPOOL_BUILD_BENCH=ON -DWPOOL_BUILD_TESTS=OFF -DWPOOL_BUILD_EXAMPLES=ON
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_openloop
+	@if cmake --build $(BENCH_BUILD) --target help | grep -q example_httpd; then \
+	  cmake --build $(BENCH_BUILD) -j$(JOBS) --target example_httpd; \
+	else echo "bench-load: no example_httpd target (libevent-dev?): its rows are left out"; fi
+	bash bench/load/run.sh $(BENCH_BUILD)

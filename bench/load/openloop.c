@@ -6,9 +6,10 @@
  * clients. Each job's sojourn is measured from its *scheduled* arrival, not
  * from when the generator got round to submitting it: a generator held up by
  * a full queue (WP_FULL_BLOCK) or a slow pthread_create charges that delay to
- * the row (no coordinated omission). Arrivals still unsubmitted when the
- * phase ends, and jobs still unfinished when the drain time runs out, are
- * counted with a lower bound of their sojourn (the row's `lb` column).
+ * the row (no coordinated omission). Arrivals still unsubmitted 100 ms
+ * after the phase ends, and jobs still unfinished when the drain time runs
+ * out, are counted with a lower bound of their sojourn (`unsent`,
+ * `undrained`: the table's "late" jobs).
  *
  *   wpool_openloop --capacity [OPTS]       jobs/s of WorkerPool/block with
  *                                          the generator submitting flat out
@@ -370,12 +371,17 @@ static void sleep_until(uint64_t at)
 }
 
 /* Submits Poisson arrivals of mean rate `rate` (per s; 0: flat out, each
-   job due at once) for `seconds`, then counts what was never submitted. */
+   job due at once) for `seconds`, then counts what was never submitted.
+   Arrivals due before the end may still be submitted up to GRACE_NS after
+   it, so that a sleep that overshoots the end does not count as late. */
+#define GRACE_NS 100000000u
 static void generate(const struct row *r, double rate, double seconds, struct counts *c)
 {
     double mean = rate > 0 ? 1e9 / rate : 0, sched = expo(mean);
     uint64_t end = (uint64_t)(seconds * 1e9), now = 0;
-    while (now < end && !atomic_load_explicit(&stop, memory_order_relaxed)) {
+    uint64_t stop_at = end + (rate > 0 ? GRACE_NS : 0);
+    while (sched < (double)end && now < stop_at &&
+           !atomic_load_explicit(&stop, memory_order_relaxed)) {
         now = now_ns() - t0;
         if (sched > (double)now) {
             /* Sleep to 1 us before the next arrival (the timer slack is
@@ -384,11 +390,11 @@ static void generate(const struct row *r, double rate, double seconds, struct co
             continue;
         }
         /* Every arrival due by now, the clock read before each submit: the
-           lag is exact, and a generator far behind stops at the end. */
+           lag is exact, and a generator far behind stops at stop_at. */
         while (sched <= (double)now && sched < (double)end) {
             uint64_t s = (uint64_t)sched;
-            if ((now = now_ns() - t0) >= end || atomic_load_explicit(&stop, memory_order_relaxed))
-                break;
+            now = now_ns() - t0;
+            if (now >= stop_at || atomic_load_explicit(&stop, memory_order_relaxed)) break;
             c->lag[bucket_of(now - s)]++;
             c->scheduled++;
             int e = r->submit(s);
@@ -402,7 +408,7 @@ static void generate(const struct row *r, double rate, double seconds, struct co
         }
     }
     /* Arrivals due before the end that the generator never got to: each has
-       waited at least from its arrival until now. */
+       waited at least from its arrival until the generator stopped. */
     uint64_t stopped = now_ns() - t0;
     if (stopped < end) stopped = end;
     struct shard *s = shard_get();

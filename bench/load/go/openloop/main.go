@@ -284,7 +284,11 @@ func main() {
 	}
 	sched := expo(mean)
 	end := uint64(*seconds * 1e9)
-	for t := uint64(0); t < end && atomic.LoadInt32(&stop) == 0; {
+	stopAt := end // arrivals due before the end may be submitted 100 ms late
+	if *rate > 0 {
+		stopAt += 100e6
+	}
+	for t := uint64(0); sched < float64(end) && t < stopAt && atomic.LoadInt32(&stop) == 0; {
 		t = now()
 		if sched > float64(t) {
 			if sched-float64(t) > 2000 {
@@ -296,7 +300,7 @@ func main() {
 		// lag is exact, and a generator far behind stops at the end.
 		for sched <= float64(t) && sched < float64(end) {
 			s := uint64(sched)
-			if t = now(); t >= end || atomic.LoadInt32(&stop) != 0 {
+			if t = now(); t >= stopAt || atomic.LoadInt32(&stop) != 0 {
 				break
 			}
 			lag[bucketOf(t-s)]++
