@@ -24,6 +24,9 @@
  *     chunk the feeder took off `head` is its own until it frees it.
  *   - `spilled` only grows: thpool_wait sees by it whether a job went to
  *     the overflow while it waited for the ring (then it waits again).
+ *   - `alive` counts the workers that ran worker_start; thpool_init returns
+ *     once it reaches their number, as C-Thread-Pool's waits for
+ *     num_threads_alive.
  *   - Fields under `lock`: head, tail, spilled, alive, waiting,
  *     feeder_idle, feeder_started, closing; `pending` is written under it
  *     too and read without it on the add path. `pool` is read-only after
@@ -139,10 +142,14 @@ static int feeder_start(struct thpool_ *tp)
 }
 
 /* The overflow path of thpool_add_work: appends the job behind the others.
-   0, or -1 when no memory (or thread) could be had or the pool is being
-   destroyed; the job is not queued then. */
+   0, or -1 when no memory (or thread) could be had or the pool takes no
+   more jobs; the job is not queued then. */
 static int spill(struct thpool_ *tp, wp_task_fn fn, void *arg)
 {
+    /* An empty batch queues nothing but says whether the pool takes jobs:
+       EPIPE once shut down, EOWNERDEAD in a child that inherited it (whose
+       feeder is not in this process, and whose lock it may have held). */
+    if (wp_submit_batch(tp->pool, fn, &arg, 0) != 0) return -1;
     pthread_mutex_lock(&tp->lock);
     if (tp->closing || (!tp->feeder_started && feeder_start(tp) != 0)) {
         pthread_mutex_unlock(&tp->lock);
