@@ -62,7 +62,9 @@ THPOOL_API threadpool thpool_init(int num_threads);
 /* Queues function_p(arg_p) and returns; never waits (but with
    WPOOL_THPOOL_BOUND set, waits while the queue is full). Returns 0 on
    success, -1 when the pool or function is NULL, the pool is being
-   destroyed, or the overflow could not grow (out of memory). */
+   destroyed, the overflow could not grow (out of memory), or the caller is
+   a child process that inherited the pool across fork() (its threads are
+   not there to run the job). */
 THPOOL_API int thpool_add_work(threadpool, void (*function_p)(void *), void *arg_p);
 
 /* Waits until no job is queued or running, jobs added by jobs included.
