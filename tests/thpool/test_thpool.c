@@ -426,6 +426,11 @@ TEST(invalid_bound_values_are_ignored)
     }
 }
 
+TEST(a_bound_too_large_for_memory_makes_init_fail)
+{
+    ASSERT(init_with_bound(1, "99999999999999999999") == NULL);
+}
+
 /* The bound holds a producer back, but with no lock held it makes room
    as the jobs run, and everything finishes. */
 TEST(bounded_pool_runs_everything_when_no_lock_is_held)
