@@ -75,7 +75,7 @@ bench-flood: bench-peers-build
 # inline, a thread per request) and Go net/http (a goroutine per request, the
 # seed's pool) at 16/256/2048 connections, with and without wait=2. Open
 # loop: Poisson arrivals of seed jobs at 50-150% of the measured capacity.
-LOAD_PKGS := wrk libevent-dev golang-go gnuplot-nox cthreadpool-dev curl
+LOAD_PKGS := wrk libevent-dev pkg-config golang-go gnuplot-nox cthreadpool-dev curl
 .PHONY: bench-load
 bench-load:
 	@sh bench/deps.sh $(LOAD_PKGS)
