@@ -96,7 +96,7 @@
 /* Whether the calling thread is a worker of p, which must help, not sleep. */
 static bool helps(wp_pool *p)
 {
-    return wp__current_pool() == p && wp_worker_id() >= 0;
+    return wp__worker_of(p);
 }
 
 /* Spins until SPIN_NS after the first call (*until 0); false once past it. */
@@ -319,7 +319,7 @@ static void member_run(void *arg)
 static int rec_get(wp_group *g, member **out)
 {
     wp_pool *p = g->pool;
-    bool in_task = wp__current_pool() == p;
+    bool in_task = wp__in_pool(p);
     bool helper = helps(p);
     uint64_t nap = NAP_MIN_NS;
     *out = NULL;
@@ -387,6 +387,7 @@ int wp_group_create(wp_group **out, wp_pool *p, unsigned limit)
 int wp_group_go(wp_group *g, wp_group_fn fn, void *arg)
 {
     if (!g || !fn) return EINVAL;
+    if (wp__pool_forked(g->pool)) return EOWNERDEAD; /* its members are not in this process */
     member *m;
     int rc = rec_get(g, &m);
     if (rc) return rc;
@@ -394,7 +395,7 @@ int wp_group_go(wp_group *g, wp_group_fn fn, void *arg)
         /* Limit 0, every record in use, inside a task of the pool: run it
            here. wp_submit_batch of nothing submits nothing: it says EPIPE
            exactly when the pool is shut down. */
-        if (wp_submit_batch(g->pool, member_run, NULL, 0) != 0) return EPIPE;
+        if ((rc = wp_submit_batch(g->pool, member_run, NULL, 0)) != 0) return rc;
         member here = {.fn = fn, .arg = arg, .group = g, .pooled = false};
         latch_add(&g->members);
         member_run(&here);
@@ -552,11 +553,14 @@ int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
 {
     if (!p || !body || begin > end) return EINVAL;
     if (begin == end) return 0;
-    /* Submits nothing: EPIPE exactly when the pool is shut down. */
-    if (wp_submit_batch(p, pfor_helper, NULL, 0) != 0) return EPIPE;
+    /* Submits nothing: EPIPE exactly when the pool is shut down
+       (EOWNERDEAD: inherited across fork). */
+    int rc = wp_submit_batch(p, pfor_helper, NULL, 0);
+    if (rc != 0) return rc;
     size_t n = end - begin;
     size_t threads = wp_pool_workers(p); /* the caller and workers - 1 helpers */
     size_t nchunks, most;                /* most: how many chunks there can be */
+    size_t grain_given = grain;
     if (grain == 0) {
         /* Guided; the floor (grain) is n / (threads * PFOR_MIN_CHUNKS). */
         size_t floor_div = threads * PFOR_MIN_CHUNKS;
@@ -564,16 +568,21 @@ int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
         nchunks = 0;
         most = n / grain + (n % grain != 0);
     } else {
-        if (grain == 1 && n > SIZE_MAX / 2) grain = 2; /* the chunk counter must not wrap */
         nchunks = n / grain + (n % grain != 0);
         most = nchunks;
+        /* The chunk counter (one fetch_add per claim, and one more per
+           thread at the end) must not wrap: so many chunks are claimed as
+           guided ones instead, whose CAS never passes the end, each of
+           exactly grain indices (split so large that what is left / split
+           stays below grain). */
+        if (nchunks > SIZE_MAX - threads) nchunks = 0;
     }
 
     pfor f = {.begin = begin,
               .end = end,
               .grain = grain,
               .nchunks = nchunks,
-              .split = 2 * threads,
+              .split = nchunks || grain_given == 0 ? 2 * threads : SIZE_MAX,
               .body = body,
               .arg = arg,
               .pool = p,

@@ -5,9 +5,22 @@
  *   Tasks are {fn, arg} pairs in one bounded MPMC ring (ring.h), allocated
  *   with the pool. Submitting claims ring positions with one CAS; a worker
  *   claims a run of tasks with one CAS (1 at first, up to WP__CLAIM_MAX
- *   while tasks stay short, so a long task never holds many others back).
- *   Nothing on the per-task path allocates, locks or enters the kernel
- *   while the workers are busy.
+ *   while tasks stay short) and takes them one by one as it starts them
+ *   (a CAS on the slot's line, which it must own anyway). Nothing on the
+ *   per-task path allocates, locks or enters the kernel while the workers
+ *   are busy.
+ *
+ * Nothing waits behind a running task
+ *   What a worker claimed and has not started stays available to the
+ *   others: a worker that claims more than one task publishes the run
+ *   [run_first, run_end) on a line of its own and wakes a sleeping worker,
+ *   and an idle worker (or one helping inside a wait) takes the run's last
+ *   unstarted task and lowers run_end (steal_one). The owner takes from the
+ *   front and thieves from the end, so what thieves took is always a
+ *   suffix: the owner stops at the first task it finds taken. Before its
+ *   next task's checks the owner takes that task (so that it knows whether
+ *   the one it just ran was its last, and clears `active` before counting
+ *   it); between two tasks it holds at most that one.
  *
  * Sleeping (park.h)
  *   work_ev   idle workers. A submitter wakes one only when one sleeps; a
@@ -43,12 +56,32 @@
  *   everything still queued to on_discard, one at a time. A pause ends at
  *   shutdown.
  *
- * Thread-local state says which pool's task (or worker) the thread is in:
- * that is how a task submitting into its own full pool runs the new task
- * itself instead of waiting for room only the workers can make, and how
- * wp_wait and wp_pool_shutdown detect EDEADLK.
+ *   Shutdown also waits for caller-runs tasks that started before it
+ *   (inline_running), and wp_wait or a second shutdown that arrive during
+ *   it wait until it is done (state STOPPED).
+ *
+ * Callers and destroy
+ *   A thread that may sleep in a call on the pool (a submit that found the
+ *   ring full, wp_wait, shutdown) counts itself in `callers` until its last
+ *   touch of the pool. wp_pool_destroy shuts down (which wakes them all:
+ *   they return EPIPE, or 0 from wp_wait) and frees nothing until callers is
+ *   0. From inside one of the pool's own tasks it does nothing.
+ *
+ * fork()
+ *   Every pool is on fork.c's list; in a child process each inherited pool
+ *   is marked `forked` and its ring closed, so that the fast paths fail by
+ *   themselves (no check per task) and the slow paths return EOWNERDEAD.
+ *   Destroying it there frees its memory and calls no hook.
+ *
+ * Thread-local state: the chain of pools whose tasks the thread is running
+ * (tls_frames: its own pool on a worker, one more frame per caller-runs task
+ * run inline, at any depth), and the pool it is a worker of. That is how a
+ * task submitting into any full pool it is inside runs the new task itself
+ * instead of waiting for room only the workers can make, and how wp_wait and
+ * wp_pool_shutdown detect EDEADLK.
  */
 #include "cpu.h"
+#include "fork.h"
 #include "park.h"
 #include "pool.h"
 #include "ring.h"
@@ -59,11 +92,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdalign.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #ifndef WP__DEFAULT_CAPACITY
 #define WP__DEFAULT_CAPACITY 4096u /* 128 KiB of slots */
@@ -93,12 +128,23 @@ typedef struct wp__worker {
     unsigned depth; /* tasks running on this thread (help-while-waiting nests) */
     unsigned claim; /* tasks to claim next time */
     unsigned runs;  /* claimed runs so far (which ones to time) */
-    /* Written by the worker before it exits, read by shutdown after join. */
-    uint64_t left_first, left_n; /* claimed, not started (WP_DISCARD) */
+    /* Written by the worker before it exits, read by shutdown after join:
+       what WP_DISCARD stopped it from starting. */
+    uint64_t left_first, left_n; /* claimed, not taken (others may have taken some) */
+    bool left_held;              /* and the one task it had taken: */
+    wp_task_fn left_fn;
+    void *left_arg;
     /* Read-only after create. */
     wp_pool *pool;
     unsigned id;
     pthread_t thread;
+    /* The run others may take from: positions [run_first, run_end), claimed
+       by this worker. Stored by the worker when it claims more than one
+       task (and emptied when it is done with them); run_end is also lowered
+       by thieves (CAS) as they take from its end. On a line of its own:
+       idle workers read it while they spin. */
+    alignas(WP__CACHE_LINE) _Atomic uint64_t run_first;
+    _Atomic uint64_t run_end;
 } wp__worker;
 
 struct wp_pool {
@@ -112,6 +158,7 @@ struct wp_pool {
     /* Written rarely: by pause/resume and shutdown. */
     alignas(WP__CACHE_LINE) _Atomic int state; /* RUNNING, DRAINING, DISCARDING, STOPPED */
     _Atomic int paused;
+    _Atomic int forked; /* 1 in a child process that inherited the pool */
     wp__event work_ev, pause_ev, room_ev, idle_ev; /* each on its own cache line */
     /* Written by workers as they start and stop spinning for work. */
     alignas(WP__CACHE_LINE) _Atomic unsigned spinning;
@@ -120,16 +167,59 @@ struct wp_pool {
     _Atomic uint64_t inline_done;
     _Atomic uint64_t rejected;
     _Atomic uint64_t discarded;
-    pthread_mutex_t discard_lock; /* serialises on_discard calls */
+    _Atomic unsigned inline_running; /* caller-runs tasks started, not finished */
+    _Atomic unsigned callers;        /* threads that may sleep in a call on p */
+    pthread_mutex_t discard_lock;    /* serialises on_discard calls */
+    wp__fork_node fork_node;         /* fork.c's list; read-only between track/untrack */
 };
 
-/* The pool whose task (or worker) this thread runs, and its worker id. */
-static _Thread_local wp_pool *tls_pool;
-static _Thread_local int tls_id = -1;
+/* One pool whose task this thread runs; frames chain outwards. */
+typedef struct frame {
+    wp_pool *pool;
+    const struct frame *up;
+} frame;
 
-wp_pool *wp__current_pool(void)
+static _Thread_local const frame *tls_frames; /* innermost first */
+static _Thread_local wp_pool *tls_worker_of;  /* the pool this thread is a worker of */
+static _Thread_local int tls_id = -1;         /* its id there */
+
+bool wp__in_pool(const wp_pool *p)
 {
-    return tls_pool;
+    for (const frame *f = tls_frames; f; f = f->up)
+        if (f->pool == p) return true;
+    return false;
+}
+
+bool wp__worker_of(const wp_pool *p)
+{
+    return p && tls_worker_of == p;
+}
+
+static bool forked(wp_pool *p)
+{
+    /* relaxed: written in the child before any of its threads exist. */
+    return atomic_load_explicit(&p->forked, memory_order_relaxed);
+}
+
+bool wp__pool_forked(wp_pool *p)
+{
+    return forked(p);
+}
+
+/* Counts the calling thread in `callers` (see the top of the file). */
+static void callers_enter(wp_pool *p)
+{
+    /* seq_cst: a thread that sleeps in the pool counts before its checks of
+       the state, which destroy's shutdown changes before it reads callers. */
+    atomic_fetch_add_explicit(&p->callers, 1, memory_order_seq_cst);
+}
+
+/* The caller's last touch of p. */
+static void callers_leave(wp_pool *p)
+{
+    /* release: every access to p before it happens before destroy's free
+       (acquire in wp_pool_destroy). */
+    atomic_fetch_sub_explicit(&p->callers, 1, memory_order_release);
 }
 
 int wp_worker_id(void)
@@ -206,23 +296,43 @@ static void workers_notify(wp_pool *p)
 /* ------------------------------------------------------------- running -- */
 
 /* Runs fn(arg) on the calling thread as a task of p (caller-runs, or a task
-   submitting into its own full pool). */
+   submitting into its own full pool). The thread's worker id, if any, stays
+   what it is: it is still the worker it was, and still inside the pools it
+   was inside. */
 static void run_inline(wp_pool *p, wp_task_fn fn, void *arg)
 {
-    wp_pool *saved_pool = tls_pool;
-    int saved_id = tls_id;
+    frame f = {p, tls_frames};
     /* relaxed: a wp_wait racing with this submit may or may not wait for it,
        as with any submit that has not returned yet. */
     atomic_fetch_add_explicit(&p->inline_started, 1, memory_order_relaxed);
-    tls_pool = p;
-    tls_id = saved_pool == p ? saved_id : -1; /* a worker of p keeps its id */
+    tls_frames = &f;
     fn(arg);
-    tls_pool = saved_pool;
-    tls_id = saved_id;
+    tls_frames = f.up;
     /* release: the task's effects before the count (acquire in completed_sum). */
     atomic_fetch_add_explicit(&p->inline_done, 1, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst); /* idle_ev protocol */
     idle_notify(p);
+}
+
+/* A caller-runs task may start: counted in inline_running, which shutdown
+   waits for, unless the pool is shutting down (false: do not run it). */
+static bool inline_enter(wp_pool *p)
+{
+    /* seq_cst, with the seq_cst load of state: either shutdown's state
+       change comes first and we see it, or our count comes first and
+       shutdown's wait sees it. */
+    atomic_fetch_add_explicit(&p->inline_running, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&p->state, memory_order_seq_cst) == RUNNING) return true;
+    atomic_fetch_sub_explicit(&p->inline_running, 1, memory_order_seq_cst);
+    return false;
+}
+
+static void inline_leave(wp_pool *p)
+{
+    /* seq_cst: the count before the check of idle_ev's waiters (park.h),
+       where shutdown waits for it. */
+    atomic_fetch_sub_explicit(&p->inline_running, 1, memory_order_seq_cst);
+    if (wp__event_has_waiters(&p->idle_ev)) wp__event_wake_all(&p->idle_ev);
 }
 
 static void discard_task(wp_pool *p, wp_task_fn fn, void *arg)
@@ -260,60 +370,145 @@ static void room_notify(wp_pool *p, uint64_t taken)
     wp__event_wake_one(&p->room_ev);
 }
 
-/*
- * Runs the n tasks claimed from position first, one by one. Before each:
- * waits while paused; stops if the pool is being discarded (returns false,
- * leaving the rest in their slots for shutdown). `top` is false for a nested
- * run (help while waiting), which claims one task and always runs it.
- */
-static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
+/* Waits while the pool is paused (and running), not counted as active. */
+static void pause_here(wp__worker *w)
 {
     wp_pool *p = w->pool;
-    uint64_t idx = wp__ring_index(&p->ring, first); /* the slot of first + i */
+    /* relaxed: a pause issued before the task was submitted is seen, since
+       we acquired the task's publication, which came after. */
+    if (!atomic_load_explicit(&p->paused, memory_order_relaxed) || state_of(p) != RUNNING) return;
+    atomic_store_explicit(&w->active, 0, memory_order_relaxed);
+    while (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING)
+        worker_pause(p);
+    atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+}
+
+/*
+ * Runs fn(arg), already taken, then the tasks claimed at [next, end) one by
+ * one, taking each before the checks that precede it. Before each task at
+ * the top level (top): waits while paused; stops if the pool is being
+ * discarded (returns false, leaving the held task and the rest for
+ * shutdown). A nested run (top false: help while waiting) runs its one task
+ * at once. Stops at the first task another thread took: the rest were taken
+ * too (thieves take from the end).
+ */
+static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uint64_t end, bool top)
+{
+    wp_pool *p = w->pool;
+    uint64_t idx = next < end ? wp__ring_index(&p->ring, next) : 0; /* the slot of next */
+    uint64_t last = next - 1;                                       /* the last position taken */
     /* relaxed: active is a statistic. It stays 1 from one task of the run to
        the next (only a pause or the run's last task clears it), and a nested
        run (top false) runs inside a task, where it is 1 already. */
     atomic_store_explicit(&w->active, 1, memory_order_relaxed);
-    for (uint64_t i = 0; i < n; i++, idx = wp__ring_next(idx, p->ring.cap)) {
+    for (;;) {
         if (top) {
-            /* relaxed: a pause issued before the task was submitted is seen,
-               since we acquired the task's publication, which came after. */
-            if (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING) {
-                atomic_store_explicit(&w->active, 0, memory_order_relaxed);
-                while (atomic_load_explicit(&p->paused, memory_order_relaxed) &&
-                       state_of(p) == RUNNING)
-                    worker_pause(p);
-                atomic_store_explicit(&w->active, 1, memory_order_relaxed);
-            }
+            pause_here(w);
             if (state_of(p) == DISCARDING) {
-                w->left_first = first + i;
-                w->left_n = n - i;
+                w->left_held = true;
+                w->left_fn = fn;
+                w->left_arg = arg;
+                w->left_first = next;
+                w->left_n = end - next;
                 atomic_store_explicit(&w->active, 0, memory_order_relaxed);
                 return false;
             }
         }
-        wp_task_fn fn;
-        void *arg;
-        wp__ring_take_at(&p->ring, idx, first + i, &fn, &arg);
         /* A slot came free. relaxed hint only: the fenced check after the
            run catches a submitter that registered just now. */
-        if (wp__event_has_waiters(&p->room_ev)) room_notify(p, first + i);
+        if (wp__event_has_waiters(&p->room_ev)) room_notify(p, last);
         w->depth++;
         fn(arg);
         w->depth--;
-        /* Cleared before the last count, so that whoever sees this run
-           complete (wp_wait) sees the worker idle too. */
-        if (i + 1 == n) atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
+        bool more = next < end && wp__ring_take_at(&p->ring, idx, next, &fn, &arg);
+        if (more) {
+            last = next++;
+            idx = wp__ring_next(idx, p->ring.cap);
+        } else {
+            /* Cleared before the last count, so that whoever sees this run
+               complete (wp_wait) sees the worker idle too. */
+            atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
+        }
         /* release: the task's effects (and the active store) before its
            count; pairs with the acquire in completed_sum. */
         atomic_store_explicit(&w->completed, ++w->done, memory_order_release);
+        if (!more) break;
     }
     /* seq_cst fence: the completions and slot releases above come before
        the checks of room_ev and idle_ev waiters (park.h's protocol). */
     atomic_thread_fence(memory_order_seq_cst);
-    if (wp__event_has_waiters(&p->room_ev)) room_notify(p, first + n - 1);
+    if (wp__event_has_waiters(&p->room_ev)) room_notify(p, last);
     idle_notify(p);
     return true;
+}
+
+/* Runs the n tasks claimed from position first (see run_from). A run of
+   more than one is published for thieves first, and a sleeping worker is
+   woken to take from it: the first task may block. */
+static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
+{
+    wp_pool *p = w->pool;
+    if (n > 1) {
+        /* relaxed: thieves read the two in any order and from any run; what
+           they take is decided by the slot's CAS (steal_one). */
+        atomic_store_explicit(&w->run_first, first + 1, memory_order_relaxed);
+        /* seq_cst: the run is visible before workers_notify's check of
+           sleepers, which pairs with a sleeper's recheck (park.h). */
+        atomic_store_explicit(&w->run_end, first + n, memory_order_seq_cst);
+        workers_notify(p);
+    }
+    wp_task_fn fn;
+    void *arg;
+    bool ok = true;
+    /* A thief may have taken even the first (it read an older run's bounds
+       together with this one's): then it took them all. */
+    if (wp__ring_take(&p->ring, first, &fn, &arg))
+        ok = run_from(w, fn, arg, first + 1, first + n, top);
+    /* relaxed: emptying is a hint for spinners (the slots decide). */
+    if (n > 1 && ok) atomic_store_explicit(&w->run_end, first, memory_order_relaxed);
+    return ok;
+}
+
+/* Whether some worker's run has a task that has not started (a hint). */
+static bool stealable(wp_pool *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        wp__worker *v = &p->workers[i];
+        /* relaxed: hints; steal_one decides. */
+        uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
+        uint64_t first = atomic_load_explicit(&v->run_first, memory_order_relaxed);
+        if (end > first && wp__ring_unstarted(&p->ring, end - 1)) return true;
+    }
+    return false;
+}
+
+/* Takes the last unstarted task of some worker's run (this worker's own
+   first: it helps inside a wait), and lowers that run's end. true: *fn and
+   *arg, the task at *pos, are ours to start. */
+static bool steal_one(wp__worker *self, wp_task_fn *fn, void **arg, uint64_t *pos)
+{
+    wp_pool *p = self->pool;
+    unsigned n = p->nworkers;
+    for (unsigned k = 0; k < n; k++) {
+        wp__worker *v = &p->workers[(self->id + k) % n];
+        /* relaxed: any pair of bounds read, even from two different runs,
+           spans claimed positions only (each run was claimed before it was
+           stored), and the slot's CAS lets one thread alone take a task. */
+        uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
+        uint64_t first = atomic_load_explicit(&v->run_first, memory_order_relaxed);
+        if (end <= first || !wp__ring_steal(&p->ring, end - 1, fn, arg)) continue;
+        *pos = end - 1;
+        /* seq_cst: lowers the end for the next thief (fails harmlessly if
+           the owner has moved on to another run), ordered before the check
+           of sleepers in workers_notify. */
+        uint64_t seen = end;
+        atomic_compare_exchange_strong_explicit(&v->run_end, &seen, *pos, memory_order_seq_cst,
+                                                memory_order_relaxed);
+        if (*pos > first && wp__ring_unstarted(&p->ring, *pos - 1))
+            workers_notify(p); /* pass the wake on */
+        return true;
+    }
+    return false;
 }
 
 /* Going idle: a submitter still asleep on a full ring (a pause, or the
@@ -334,7 +529,7 @@ static void worker_park(wp_pool *p)
     /* seq_cst loads after the registration: see park.h. */
     bool sleep = state_of(p) == RUNNING &&
                  !atomic_load_explicit(&p->paused, memory_order_seq_cst) &&
-                 !wp__ring_maybe_ready(&p->ring);
+                 !wp__ring_maybe_ready(&p->ring) && !stealable(p);
     if (sleep)
         wp__event_wait(&p->work_ev, key, WP__NO_DEADLINE);
     else
@@ -391,7 +586,7 @@ static bool worker_spin(wp_pool *p)
     spin s = {0, 0};
     bool found;
     do {
-        found = wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring);
+        found = wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring) || stealable(p);
     } while (!found && spin_step(&s, WP__NO_DEADLINE));
     /* seq_cst: ordered before the recheck in worker_park (if we give up), so
        a task whose submitter saw us spinning is seen there. */
@@ -416,7 +611,9 @@ static void *worker_main(void *arg)
     char name[16];
     worker_name(p, w->id, name);
     pthread_setname_np(pthread_self(), name);
-    tls_pool = p;
+    frame self = {p, NULL};
+    tls_frames = &self;
+    tls_worker_of = p;
     tls_id = (int)w->id;
     if (p->cfg.worker_start) p->cfg.worker_start(w->id, p->cfg.user);
 
@@ -432,7 +629,9 @@ static void *worker_main(void *arg)
         bool more;
         uint64_t n = wp__ring_claim(&p->ring, w->claim, &first, &more);
         if (n > 0) {
-            if (more) workers_notify(p); /* pass the wake on */
+            /* Pass the wake on: tasks are left in the ring (run_claimed
+               wakes one itself for a run of more than one). */
+            if (more && n == 1) workers_notify(p);
             /* Grow the claim while tasks are short; back to one after a long
                one. At full size, one run in four is timed (a clock read
                costs as much as a short task's bookkeeping). */
@@ -446,6 +645,13 @@ static void *worker_main(void *arg)
                 else if (dt > (uint64_t)WP__SHORT_TASK_NS * n)
                     w->claim = 1;
             }
+            continue;
+        }
+        wp_task_fn fn;
+        void *task_arg;
+        uint64_t pos;
+        if (steal_one(w, &fn, &task_arg, &pos)) {
+            if (!run_from(w, fn, task_arg, pos + 1, pos + 1, true)) break;
             continue;
         }
         if (wp__ring_closed(&p->ring)) {
@@ -464,24 +670,28 @@ static void *worker_main(void *arg)
 
 bool wp__pool_run_one(wp_pool *p)
 {
-    if (tls_pool != p || tls_id < 0) return false;
-    /* relaxed: as in run_claimed. A paused pool starts nothing, also here. */
+    if (!wp__worker_of(p)) return false;
+    /* relaxed: as in pause_here. A paused pool starts nothing, also here. */
     if (state_of(p) == RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed))
         return false;
+    wp__worker *w = &p->workers[tls_id];
+    wp_task_fn fn;
+    void *arg;
     uint64_t first;
     bool more;
-    if (wp__ring_claim(&p->ring, 1, &first, &more) == 0) return false;
+    if (wp__ring_claim(&p->ring, 1, &first, &more) > 0) {
+        if (!wp__ring_take(&p->ring, first, &fn, &arg)) return true; /* a thief ran it */
+    } else if (!steal_one(w, &fn, &arg, &first)) {
+        return false;
+    }
     if (state_of(p) == DISCARDING) {
         /* A task waits inside a task (a group wait) while WP_DISCARD runs:
            what it waits for will never start. Drop it here, so that the
            wait can end and the worker be joined. */
-        wp_task_fn fn;
-        void *arg;
-        wp__ring_take(&p->ring, first, &fn, &arg);
         discard_task(p, fn, arg);
         return true;
     }
-    run_claimed(&p->workers[tls_id], first, 1, false);
+    run_from(w, fn, arg, first + 1, first + 1, false);
     return true;
 }
 
@@ -542,21 +752,33 @@ static int room_wait(wp_pool *p, uint64_t deadline, uint64_t *poll_ns)
 
 enum { FULL_WAIT, FULL_FAIL, FULL_INLINE };
 
+static void count_rejected(wp_pool *p)
+{
+    /* relaxed: a statistic. */
+    atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
+}
+
+/* Why a push failed on a closed ring. */
+static int closed_error(wp_pool *p)
+{
+    return forked(p) ? EOWNERDEAD : EPIPE;
+}
+
 /*
  * Queues fn(args[i]) (args NULL: fn(arg), n = 1). When the ring is full:
  * FULL_WAIT waits for room until the deadline, FULL_INLINE runs the task on
- * the caller, FULL_FAIL stops. A task of p never waits for room (it runs the
- * task itself). Returns 0, EPIPE, EAGAIN (FULL_FAIL) or ETIMEDOUT; *done
- * says how many were queued or run.
+ * the caller, FULL_FAIL stops. A thread inside a task of p (at any depth)
+ * never waits for room: it runs the task itself. Returns 0, EPIPE,
+ * EOWNERDEAD, EAGAIN (FULL_FAIL) or ETIMEDOUT (both counted as rejected);
+ * *done says how many were queued or run.
  */
 static int submit(wp_pool *p, wp_task_fn fn, void *const *args, void *arg, size_t n, int on_full,
                   uint64_t deadline, size_t *done)
 {
     size_t i = 0;
-    bool waited = false;
+    bool waited = false, counted = false;
     uint64_t poll_ns = WP__ROOM_POLL_MIN_NS;
     int rc = 0;
-    if (on_full == FULL_WAIT && tls_pool == p && deadline == WP__NO_DEADLINE) on_full = FULL_INLINE;
     while (i < n) {
         long got = wp__ring_push(&p->ring, fn, args ? args + i : NULL, arg, n - i);
         if (got > 0) {
@@ -565,21 +787,27 @@ static int submit(wp_pool *p, wp_task_fn fn, void *const *args, void *arg, size_
             continue;
         }
         if (got < 0) {
-            rc = EPIPE;
+            rc = closed_error(p);
             break;
-        }
-        if (on_full == FULL_INLINE) {
-            if (state_of(p) != RUNNING) {
-                rc = EPIPE;
-                break;
-            }
-            run_inline(p, fn, args ? args[i] : arg);
-            i++;
-            continue;
         }
         if (on_full == FULL_FAIL) {
             rc = EAGAIN;
             break;
+        }
+        if (!counted) { /* the ring is full: from here on we may sleep or run tasks */
+            callers_enter(p);
+            counted = true;
+            if (on_full == FULL_WAIT && wp__in_pool(p)) on_full = FULL_INLINE;
+        }
+        if (on_full == FULL_INLINE) {
+            if (!inline_enter(p)) {
+                rc = closed_error(p);
+                break;
+            }
+            run_inline(p, fn, args ? args[i] : arg);
+            inline_leave(p);
+            i++;
+            continue;
         }
         waited = true;
         rc = room_wait(p, deadline, &poll_ns);
@@ -591,14 +819,10 @@ static int submit(wp_pool *p, wp_task_fn fn, void *const *args, void *arg, size_
         if (wp__event_has_waiters(&p->room_ev) && wp__ring_has_room(&p->ring))
             wp__event_wake_one(&p->room_ev);
     }
+    if (rc == EAGAIN || rc == ETIMEDOUT) count_rejected(p);
     *done = i;
+    if (counted) callers_leave(p);
     return rc;
-}
-
-static void count_rejected(wp_pool *p)
-{
-    /* relaxed: a statistic. */
-    atomic_fetch_add_explicit(&p->rejected, 1, memory_order_relaxed);
 }
 
 int wp_submit(wp_pool *p, wp_task_fn fn, void *arg)
@@ -613,42 +837,34 @@ int wp_submit(wp_pool *p, wp_task_fn fn, void *arg)
                                   [WP_FULL_REJECT] = FULL_FAIL,
                                   [WP_FULL_CALLER_RUNS] = FULL_INLINE};
     size_t done;
-    int rc = submit(p, fn, NULL, arg, 1, on_full[p->policy], WP__NO_DEADLINE, &done);
-    if (rc == EAGAIN) count_rejected(p);
-    return rc;
+    return submit(p, fn, NULL, arg, 1, on_full[p->policy], WP__NO_DEADLINE, &done);
 }
 
 int wp_try_submit(wp_pool *p, wp_task_fn fn, void *arg)
 {
     if (!p || !fn) return EINVAL;
     size_t done;
-    int rc = submit(p, fn, NULL, arg, 1, FULL_FAIL, WP__NO_DEADLINE, &done);
-    if (rc == EAGAIN) count_rejected(p);
-    return rc;
+    return submit(p, fn, NULL, arg, 1, FULL_FAIL, WP__NO_DEADLINE, &done);
 }
 
 int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t timeout_ns)
 {
     if (!p || !fn) return EINVAL;
     size_t done;
-    int rc;
     if (timeout_ns == 0) {
-        rc = submit(p, fn, NULL, arg, 1, FULL_FAIL, WP__NO_DEADLINE, &done);
-        if (rc == EAGAIN) rc = ETIMEDOUT;
-    } else {
-        uint64_t deadline = wp__deadline(timeout_ns);
-        /* WP_FOREVER from a task of p: waiting could deadlock, so it runs
-           the task inline like wp_submit does. */
-        rc = submit(p, fn, NULL, arg, 1, FULL_WAIT, deadline, &done);
+        /* Counted as rejected (EAGAIN) inside submit. */
+        int rc = submit(p, fn, NULL, arg, 1, FULL_FAIL, WP__NO_DEADLINE, &done);
+        return rc == EAGAIN ? ETIMEDOUT : rc;
     }
-    if (rc == ETIMEDOUT) count_rejected(p);
-    return rc;
+    /* From inside a task of p this runs the task inline rather than wait
+       for room that only p's workers could make (as wp_submit does). */
+    return submit(p, fn, NULL, arg, 1, FULL_WAIT, wp__deadline(timeout_ns), &done);
 }
 
 int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n)
 {
     if (!p || !fn || (n > 0 && !args)) return EINVAL;
-    if (n == 0) return state_of(p) == RUNNING ? 0 : EPIPE;
+    if (n == 0) return forked(p) ? EOWNERDEAD : state_of(p) == RUNNING ? 0 : EPIPE;
     size_t done;
     return submit(p, fn, args, NULL, n, p->policy == WP_FULL_CALLER_RUNS ? FULL_INLINE : FULL_WAIT,
                   WP__NO_DEADLINE, &done);
@@ -656,19 +872,36 @@ int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n)
 
 /* --------------------------------------------------------------- wait -- */
 
-int wp_wait(wp_pool *p)
+/* Whether wp_wait may return: the pool is quiescent, or shut down. A
+   shutdown in progress is neither: it is waited for. */
+static bool wait_over(wp_pool *p)
 {
-    if (!p) return EINVAL;
-    if (tls_pool == p) return EDEADLK;
-    for (;;) {
-        if (state_of(p) != RUNNING || quiescent(p)) return 0;
+    int st = state_of(p);
+    return st == STOPPED || (st == RUNNING && quiescent(p));
+}
+
+/* Sleeps on idle_ev until wait_over (done) or the pool is STOPPED. */
+static void sleep_until(wp_pool *p, bool (*done)(wp_pool *))
+{
+    while (!done(p)) {
         uint32_t key = wp__event_prepare(&p->idle_ev);
-        if (state_of(p) != RUNNING || quiescent(p)) {
+        if (done(p)) {
             wp__event_cancel(&p->idle_ev);
-            return 0;
+            return;
         }
         wp__event_wait(&p->idle_ev, key, WP__NO_DEADLINE);
     }
+}
+
+int wp_wait(wp_pool *p)
+{
+    if (!p) return EINVAL;
+    if (forked(p)) return EOWNERDEAD;
+    if (wp__in_pool(p)) return EDEADLK;
+    callers_enter(p);
+    sleep_until(p, wait_over);
+    callers_leave(p);
+    return 0;
 }
 
 void wp_pool_pause(wp_pool *p)
@@ -707,11 +940,13 @@ static void discard_rest(wp_pool *p)
 {
     for (unsigned i = 0; i < p->nworkers; i++) {
         wp__worker *w = &p->workers[i];
+        if (w->left_held) discard_task(p, w->left_fn, w->left_arg);
+        w->left_held = false;
         for (uint64_t k = 0; k < w->left_n; k++) {
             wp_task_fn fn;
             void *arg;
-            wp__ring_take(&p->ring, w->left_first + k, &fn, &arg);
-            discard_task(p, fn, arg);
+            /* Those another worker took before it stopped were run there. */
+            if (wp__ring_take(&p->ring, w->left_first + k, &fn, &arg)) discard_task(p, fn, arg);
         }
         w->left_n = 0;
     }
@@ -727,29 +962,48 @@ static void discard_rest(wp_pool *p)
         for (uint64_t k = 0; k < n; k++) {
             wp_task_fn fn;
             void *arg;
-            wp__ring_take(&p->ring, first + k, &fn, &arg);
-            discard_task(p, fn, arg);
+            if (wp__ring_take(&p->ring, first + k, &fn, &arg)) discard_task(p, fn, arg);
         }
     }
+}
+
+static bool stopped(wp_pool *p)
+{
+    return state_of(p) == STOPPED;
+}
+
+static bool no_inline_task(wp_pool *p)
+{
+    /* seq_cst: after idle_ev's registration (park.h); pairs with
+       inline_enter. */
+    return atomic_load_explicit(&p->inline_running, memory_order_seq_cst) == 0;
 }
 
 int wp_pool_shutdown(wp_pool *p, int how)
 {
     if (!p || (how != WP_DRAIN && how != WP_DISCARD)) return EINVAL;
-    if (tls_pool == p) return EDEADLK;
+    if (forked(p)) return EOWNERDEAD;
+    if (wp__in_pool(p)) return EDEADLK;
+    callers_enter(p);
     int expected = RUNNING;
-    /* seq_cst: the new state is visible before the ring closes. */
+    /* seq_cst: the new state is visible before the ring closes, and pairs
+       with inline_enter's check. */
     if (!atomic_compare_exchange_strong_explicit(&p->state, &expected,
                                                  how == WP_DRAIN ? DRAINING : DISCARDING,
-                                                 memory_order_seq_cst, memory_order_relaxed))
+                                                 memory_order_seq_cst, memory_order_relaxed)) {
+        sleep_until(p, stopped); /* another shutdown is under way: let it finish */
+        callers_leave(p);
         return EPIPE;
+    }
     atomic_store_explicit(&p->paused, 0, memory_order_seq_cst); /* shutdown ends a pause */
     stop_workers(p, p->nworkers);
     if (how == WP_DISCARD) discard_rest(p);
+    sleep_until(p, no_inline_task); /* caller-runs tasks that started before */
     /* release: what shutdown did is visible to whoever sees STOPPED. */
     atomic_store_explicit(&p->state, STOPPED, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     wp__event_wake_all(&p->idle_ev);
+    callers_leave(p);
     return 0;
 }
 
@@ -757,10 +1011,22 @@ int wp_pool_shutdown(wp_pool *p, int how)
 
 static void pool_free(wp_pool *p)
 {
-    pthread_mutex_destroy(&p->discard_lock);
+    /* In a child of fork() the lock may have been held by a thread that is
+       not there: leave it as it is. */
+    if (!forked(p)) pthread_mutex_destroy(&p->discard_lock);
     wp__ring_free(&p->ring);
     free(p->workers);
     free(p);
+}
+
+/* fork.c, in a child process: the workers are not here. Close the ring so
+   that every submit fails at once (its slow path then says EOWNERDEAD). */
+static void pool_forked(wp__fork_node *node)
+{
+    wp_pool *p = (wp_pool *)((char *)node - offsetof(wp_pool, fork_node));
+    /* relaxed: the child has one thread. */
+    atomic_store_explicit(&p->forked, 1, memory_order_relaxed);
+    wp__ring_close(&p->ring);
 }
 
 int wp_pool_create(wp_pool **out, const wp_config *cfg)
@@ -828,10 +1094,21 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     atomic_init(&p->inline_done, 0);
     atomic_init(&p->rejected, 0);
     atomic_init(&p->discarded, 0);
+    atomic_init(&p->inline_running, 0);
+    atomic_init(&p->callers, 0);
+    atomic_init(&p->forked, 0);
+    p->fork_node.child = pool_forked;
+    if ((rc = wp__fork_track(&p->fork_node)) != 0) {
+        pool_free(p);
+        pthread_attr_destroy(&attr);
+        return rc;
+    }
     for (unsigned i = 0; i < nworkers; i++) {
         wp__worker *w = &p->workers[i];
         atomic_init(&w->completed, 0);
         atomic_init(&w->active, 0);
+        atomic_init(&w->run_first, 0);
+        atomic_init(&w->run_end, 0);
         w->claim = 1;
         w->pool = p;
         w->id = i;
@@ -852,6 +1129,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     if (rc) {
         atomic_store_explicit(&p->state, DRAINING, memory_order_seq_cst);
         stop_workers(p, started);
+        wp__fork_untrack(&p->fork_node);
         pool_free(p);
         return rc;
     }
@@ -862,7 +1140,19 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
 void wp_pool_destroy(wp_pool *p)
 {
     if (!p) return;
-    if (state_of(p) == RUNNING) wp_pool_shutdown(p, WP_DRAIN);
+    if (!forked(p)) {
+        /* Inside one of p's own tasks the shutdown would be EDEADLK. */
+        if (wp__in_pool(p)) return;
+        /* Drains a running pool, or waits for a shutdown under way (EPIPE);
+           either way it wakes every thread asleep in a call on p. */
+        wp_pool_shutdown(p, WP_DRAIN);
+        /* acquire: pairs with callers_leave; their last touches come first. */
+        while (atomic_load_explicit(&p->callers, memory_order_acquire) != 0) {
+            struct timespec ts = {0, 100000}; /* a woken caller is on its way out */
+            nanosleep(&ts, NULL);
+        }
+    }
+    wp__fork_untrack(&p->fork_node);
     pool_free(p);
 }
 

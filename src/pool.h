@@ -8,13 +8,20 @@
 
 #include <stdbool.h>
 
-/* The pool the calling thread runs a task of (on a worker, or inline on the
-   caller), else NULL. */
-wp_pool *wp__current_pool(void);
+/* Whether the calling thread runs a task of p, at any depth: on one of p's
+   workers, or inline (caller-runs) inside a task of another pool. */
+bool wp__in_pool(const wp_pool *p);
 
-/* On a worker of p: takes one queued task and runs it here, as the worker
-   would. Returns false when none was ready. Used by waits that must not
-   sleep on a worker (help while waiting). */
+/* Whether the calling thread is one of p's workers. */
+bool wp__worker_of(const wp_pool *p);
+
+/* Whether p was inherited across fork(): its workers are not here. */
+bool wp__pool_forked(wp_pool *p);
+
+/* On a worker of p: takes one queued task, or one that another worker
+   claimed and has not started, and runs it here, as the worker would.
+   Returns false when none was ready. Used by waits that must not sleep on
+   a worker (help while waiting). */
 bool wp__pool_run_one(wp_pool *p);
 
 /* group.c: for a task WP_DISCARD drops. A group member or parallel-for

@@ -14,12 +14,21 @@
  *
  * Producers claim positions with a CAS on `enq`, write {fn, arg}, then
  * publish with a release store of seq. Consumers claim positions with a CAS
- * on `deq` and, when they start the task, read {fn, arg} and release the
- * slot (seq = 2 (pos + cap)). Both sides claim several consecutive positions per
- * CAS when they can (a batch submit; a worker taking a run of tasks).
+ * on `deq`. Both sides claim several consecutive positions per CAS when they
+ * can (a batch submit; a worker taking a run of tasks).
  *
- * A claimed task keeps its slot until it starts, so at no moment do more
- * than cap tasks wait that have not started: the bound is exact.
+ * Claiming is not taking. A claimed task stays in its slot until somebody
+ * takes it to start it: reads {fn, arg} and frees the slot (seq from
+ * 2 pos + 1 to 2 (pos + cap)) in one CAS. Usually the claimer takes its own
+ * tasks one by one, but any thread may take a claimed task that has not
+ * started (pool.c: an idle worker takes from the end of a busy worker's
+ * run), and the CAS decides who runs it: exactly one. seq only grows, so the
+ * CAS cannot succeed on a later lap's task (no ABA). Only claimed positions
+ * (below `deq`) may be taken that way: a taken slot at `deq` would look empty
+ * to every later claim.
+ *
+ * A task keeps its slot until it starts, so at no moment do more than cap
+ * tasks wait that have not started: the bound is exact.
  *
  * Closing sets WP__RING_CLOSED in `enq` with one fetch_or: from then on no
  * producer can claim, and enq (without the bit) is the final count. A
@@ -46,8 +55,12 @@
 
 typedef struct wp__slot {
     _Atomic uint64_t seq; /* turn, see above */
-    wp_task_fn fn;        /* written by the claiming producer, read by the claiming consumer */
-    void *arg;
+    /* Written by the claiming producer before it publishes seq; read by
+       whoever takes the task. Atomic (relaxed) because a would-be taker may
+       read them while the winner frees the slot and the next lap's producer
+       writes them again: its CAS then fails and it drops what it read. */
+    _Atomic(wp_task_fn) fn;
+    _Atomic(void *) arg;
     uint64_t pad_; /* 32 bytes: two slots per cache line, never straddling */
 } wp__slot;
 
@@ -93,8 +106,8 @@ static inline int wp__ring_init(wp__ring *r, uint64_t cap)
     r->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
     for (uint64_t i = 0; i < cap; i++) {
         atomic_init(&r->slots[i].seq, 2 * i);
-        r->slots[i].fn = NULL;
-        r->slots[i].arg = NULL;
+        atomic_init(&r->slots[i].fn, NULL);
+        atomic_init(&r->slots[i].arg, NULL);
         r->slots[i].pad_ = 0;
     }
     atomic_init(&r->enq, 0);
@@ -147,8 +160,9 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
     uint64_t idx = wp__ring_index(r, pos);
     for (uint64_t i = 0; i < got; i++, idx = wp__ring_next(idx, cap)) {
         wp__slot *s = &slots[idx];
-        s->fn = fn;
-        s->arg = args ? args[i] : arg;
+        /* relaxed: published by the release store of seq below. */
+        atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
+        atomic_store_explicit(&s->arg, args ? args[i] : arg, memory_order_relaxed);
         /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
         atomic_store_explicit(&s->seq, 2 * (pos + i) + 1, memory_order_release);
     }
@@ -174,8 +188,9 @@ static inline long wp__ring_push1(wp__ring *r, wp_task_fn fn, void *arg)
         /* seq_cst: as in wp__ring_push (park.h's protocol). */
         if (atomic_compare_exchange_weak_explicit(&r->enq, &pos, pos + 1, memory_order_seq_cst,
                                                   memory_order_relaxed)) {
-            s->fn = fn;
-            s->arg = arg;
+            /* relaxed: published by the release store of seq below. */
+            atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
+            atomic_store_explicit(&s->arg, arg, memory_order_relaxed);
             /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
             atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
             return 1;
@@ -222,23 +237,50 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
     }
 }
 
-/* Reads the claimed task at pos, whose slot index is idx, and frees the slot
-   for the next lap. */
-static inline void wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_task_fn *fn,
+/* Takes the claimed task at pos, whose slot index is idx, if nobody took
+   it yet: reads {fn, arg} and frees the slot for the next lap in one CAS.
+   false: another thread took it first (what was read is then stale). The
+   caller has acquired the task's publication: the claim's acquire loads,
+   or wp__ring_steal_at's. */
+static inline bool wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_task_fn *fn,
                                     void **arg)
 {
     wp__slot *s = &r->slots[idx];
-    *fn = s->fn;
-    *arg = s->arg;
-    /* release: our reads of fn/arg happen before the producer of the next lap
-       overwrites them; pairs with the acquire in wp__ring_push. */
-    atomic_store_explicit(&s->seq, 2 * (pos + r->cap), memory_order_release);
+    /* relaxed: ordered after the caller's acquire of seq == 2 pos + 1, and
+       before the CAS by its release. */
+    *fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
+    *arg = atomic_load_explicit(&s->arg, memory_order_relaxed);
+    uint64_t want = 2 * pos + 1;
+    /* release: our reads of fn/arg happen before the producer of the next
+       lap overwrites them; pairs with the acquire in wp__ring_push. relaxed
+       on failure: nothing read is used. */
+    return atomic_compare_exchange_strong_explicit(&s->seq, &want, 2 * (pos + r->cap),
+                                                   memory_order_release, memory_order_relaxed);
 }
 
-/* Reads the claimed task at pos and frees its slot for the next lap. */
-static inline void wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
+/* wp__ring_take_at by position. */
+static inline bool wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
 {
-    wp__ring_take_at(r, wp__ring_index(r, pos), pos, fn, arg);
+    return wp__ring_take_at(r, wp__ring_index(r, pos), pos, fn, arg);
+}
+
+/* Whether the claimed task at pos has not been taken yet (a hint). */
+static inline bool wp__ring_unstarted(wp__ring *r, uint64_t pos)
+{
+    /* relaxed: a hint; wp__ring_steal decides. */
+    return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_relaxed) == 2 * pos + 1;
+}
+
+/* Takes the task at pos, claimed by another thread, if it has not started:
+   wp__ring_take with the acquire of its publication first. pos must have
+   been claimed (below deq). */
+static inline bool wp__ring_steal(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
+{
+    uint64_t idx = wp__ring_index(r, pos);
+    /* acquire: pairs with the producer's release of seq; fn/arg are read
+       after it. */
+    if (atomic_load_explicit(&r->slots[idx].seq, memory_order_acquire) != 2 * pos + 1) return false;
+    return wp__ring_take_at(r, idx, pos, fn, arg);
 }
 
 /* Whether a task may be waiting (claimed by a producer, perhaps still being
