@@ -28,7 +28,8 @@
  * (row, rate) in its own process, so the peak RSS printed is that row's.
  *
  * A job is K seed jobs (harness.h: SHA-256 of "payload-n") back to back on
- * one thread; K = 100 is ~20 us, the example server's default request.
+ * one thread; K = 100 is 12-20 us here, about the example server's
+ * default request.
  *
  * Output: one RESULT line, then one WINDOW line per window of arrival time
  * (the p99 of the jobs that arrived in it and the largest VmRSS sampled
@@ -38,8 +39,8 @@
  * histogram and the counts submitted/shed/unsent. Jobs run on the row's
  * threads and add to sharded histograms with relaxed atomics: statistics,
  * read by the main thread after the drain, which it sees through the same
- * relaxed per-shard `done` counts (a job counted late only counts as
- * undrained). The sampler thread owns the RSS samples; they are read after
+ * relaxed per-shard `done` counts (a job whose count is not seen yet only
+ * counts as undrained). The sampler thread owns the RSS samples; they are read after
  * it is joined. `stop` (relaxed) tells the generator the RSS cap was hit.
  */
 #include "harness.h"
@@ -302,7 +303,6 @@ static const struct row rows[] = {
 static _Atomic int stop;         /* relaxed: the RSS cap was hit */
 static _Atomic int sampler_done; /* relaxed: polled every sample */
 static long win_rss_kb[NWIN];    /* owned by the sampler until joined */
-static long rss_kb_max;          /* likewise */
 
 static long rss_kb_now(void)
 {
@@ -337,7 +337,6 @@ static void *sampler(void *arg)
         long kb = rss_kb_now();
         unsigned w = window_of(now_ns() - t0);
         if (kb > win_rss_kb[w]) win_rss_kb[w] = kb;
-        if (kb > rss_kb_max) rss_kb_max = kb;
         if (kb / 1024 > opt_max_rss_mb) atomic_store_explicit(&stop, 1, memory_order_relaxed);
     }
     return NULL;
