@@ -53,6 +53,14 @@
 
 #define CHUNK_JOBS 255 /* a chunk is 4 KiB on 64-bit machines */
 
+/* Kept out of thpool_add_work, so that its fast path stays a load and a
+   call (no frame for the overflow's locals). */
+#if defined(__GNUC__) || defined(__clang__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
+
 struct chunk {
     struct chunk *next;
     size_t n; /* jobs in fn[] and arg[] */
@@ -144,7 +152,7 @@ static int feeder_start(struct thpool_ *tp)
 /* The overflow path of thpool_add_work: appends the job behind the others.
    0, or -1 when no memory (or thread) could be had or the pool takes no
    more jobs; the job is not queued then. */
-static int spill(struct thpool_ *tp, wp_task_fn fn, void *arg)
+static NOINLINE int spill(struct thpool_ *tp, wp_task_fn fn, void *arg)
 {
     /* An empty batch queues nothing but says whether the pool takes jobs:
        EPIPE once shut down, EOWNERDEAD in a child that inherited it (whose
