@@ -16,6 +16,8 @@
  *       ENOMEM     out of memory (or pthread_create's error)
  *       ECANCELED  the group was cancelled
  *       EDEADLK    the call would wait forever on itself
+       EOWNERDEAD the pool was inherited across fork(): its workers are not
+                  in this process
  *     On error nothing is changed and no half-made object is left behind.
  *     The library never aborts, prints or exits.
  *   - Timeouts are relative nanoseconds on CLOCK_MONOTONIC; WP_FOREVER waits
@@ -99,8 +101,11 @@ WP_EXTERN int wp_pool_create(wp_pool **out, const wp_config *cfg);
 /* Queues fn(arg). On a full queue does what full_policy says: waits for room
    (WP_FULL_BLOCK), returns EAGAIN (WP_FULL_REJECT, counted in stats.rejected),
    or runs fn(arg) on the calling thread before returning
-   (WP_FULL_CALLER_RUNS). A task submitting to its own full pool never waits:
-   it runs the new task itself. EINVAL: p or fn NULL. EPIPE: shut down. */
+   (WP_FULL_CALLER_RUNS). A thread inside a task of p (on a worker of p, or
+   running a task of p inline, at any depth) never waits for room in p: it
+   runs the new task itself (under WP_FULL_REJECT it gets EAGAIN, as anyone
+   would). EINVAL: p or fn NULL. EPIPE: shut down. EOWNERDEAD: inherited
+   across fork(). */
 WP_EXTERN int wp_submit(wp_pool *p, wp_task_fn fn, void *arg);
 
 /* Like wp_submit but never waits and never runs the task on the caller:
@@ -109,7 +114,9 @@ WP_EXTERN int wp_try_submit(wp_pool *p, wp_task_fn fn, void *arg);
 
 /* Like wp_submit but waits at most timeout_ns for room, whatever the policy:
    ETIMEDOUT when none came (counted in stats.rejected). 0 never waits
-   (returns ETIMEDOUT on a full queue). */
+   (returns ETIMEDOUT on a full queue). From inside a task of p it does what
+   wp_submit does there: runs the task itself rather than wait for room that
+   only p's workers could make. */
 WP_EXTERN int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t timeout_ns);
 
 /* Queues fn(args[i]) for i in [0, n), waiting for room whatever the policy
@@ -119,8 +126,11 @@ WP_EXTERN int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t t
 WP_EXTERN int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n);
 
 /* Waits until no task is queued or running, tasks submitted by tasks
-   included. Returns 0 at once on a shut-down pool. EINVAL: p NULL.
-   EDEADLK: called from inside one of p's tasks. */
+   included. Returns 0 at once on a shut-down pool; during another thread's
+   shutdown it waits until that is done, then returns 0. EINVAL: p NULL.
+   EDEADLK: called from inside one of p's tasks (at any depth: also from a
+   task of another pool that runs inline inside one of p's tasks).
+   EOWNERDEAD: inherited across fork(). */
 WP_EXTERN int wp_wait(wp_pool *p);
 
 /* After pause, workers finish the task they run and start no more until
@@ -132,21 +142,30 @@ WP_EXTERN void wp_pool_resume(wp_pool *p);
 /* Stops the pool: from now on every submit returns EPIPE. WP_DRAIN runs
    everything queued; WP_DISCARD runs nothing more that has not started and
    hands each dropped task to on_discard. Both wait for running tasks, run
-   worker_stop on each worker and join all threads. Afterwards
-   stats.submitted == completed + discarded.
-   EINVAL: p NULL or how unknown. EPIPE: already shut down.
-   EDEADLK: called from inside one of p's tasks. */
+   worker_stop on each worker and join all threads; tasks that callers run
+   inline (WP_FULL_CALLER_RUNS) and that started before are waited for too.
+   Afterwards stats.submitted == completed + discarded.
+   EINVAL: p NULL or how unknown. EPIPE: already shut down (a second
+   shutdown that comes while the first is under way waits for it to finish,
+   then says EPIPE). EDEADLK: called from inside one of p's tasks, at any
+   depth. EOWNERDEAD: inherited across fork(). */
 WP_EXTERN int wp_pool_shutdown(wp_pool *p, int how);
 
-/* Shuts down with WP_DRAIN if still running, then frees the pool. NULL is
-   ignored. Must not be called from inside one of p's tasks, nor while
-   another thread still uses p. */
+/* Shuts down with WP_DRAIN if still running (or waits for a shutdown under
+   way), then frees the pool. Threads blocked in a call on p (a submit
+   waiting for room, wp_wait) are woken and return EPIPE (wp_wait: 0);
+   nothing is freed until they have left. Called from inside one of p's own
+   tasks it does nothing. In a child of fork() it frees the inherited pool's
+   memory and calls no hook. NULL is ignored. No call on p may start once
+   destroy has begun. */
 WP_EXTERN void wp_pool_destroy(wp_pool *p);
 
 /* Number of worker threads (0 for NULL). */
 WP_EXTERN unsigned wp_pool_workers(const wp_pool *p);
 
-/* 0..workers-1 on a worker thread of any pool, -1 on any other thread. */
+/* 0..workers-1 on a worker thread of any pool, -1 on any other thread. A
+   worker keeps its id while it runs another pool's task inline
+   (caller-runs); a caller-runs task on a thread that is no worker sees -1. */
 WP_EXTERN int wp_worker_id(void);
 
 /* CPUs this process may really use: the CPUs in its affinity mask, capped by
@@ -284,6 +303,7 @@ WP_EXTERN int wp_group_create(wp_group **out, wp_pool *p, unsigned limit);
    first member to return nonzero cancels the group. Returns 0 once fn(arg)
    is queued (or has run). ECANCELED: the group is cancelled (also while
    go() waited at the limit; fn will not run). EPIPE: the pool is shut down.
+   EOWNERDEAD: the pool was inherited across fork() (fn will not run).
    EDEADLK: at the limit, and every member holding a place is running on
    the calling thread (a member calling go() on its own full group).
    EINVAL: g or fn NULL. */
@@ -322,7 +342,7 @@ WP_EXTERN void wp_group_destroy(wp_group *g);
    has run, so on a paused pool it returns after the pause. Works from
    inside a task (nested loops); never allocates. begin == end returns 0
    without calling body. EINVAL: p or body NULL, or begin > end. EPIPE: shut
-   down (body was not called). */
+   down (body was not called). EOWNERDEAD: p was inherited across fork(). */
 WP_EXTERN int wp_parallel_for(wp_pool *p, size_t begin, size_t end, size_t grain,
                               void (*body)(size_t lo, size_t hi, void *arg), void *arg);
 
