@@ -8,6 +8,8 @@
 #                      hand-off between threads needs a context switch
 #   make asan | tsan | memcheck   one sanitizer pass
 #   make install PREFIX=/usr/local
+#   make deb           Debian packages in build-deb/ (libwpool0, libwpool-dev,
+#                      wpool-redis where hiredis is found), checked by lintian
 #   make format        clang-format -i on every C file
 
 JOBS   ?= $(shell nproc 2>/dev/null || echo 2)
@@ -20,9 +22,9 @@ export WPOOL_TEST_SCALE ?= 1
 # libraries, load generators). `make test` installs the missing ones when run
 # as root (bench/deps.sh: one apt-get update, then apt-get install -y);
 # otherwise each is named and what needs it is skipped with a message.
-TEST_PKGS ?= libevent-dev curl openssl
+TEST_PKGS ?= libevent-dev curl openssl lintian
 
-.PHONY: all test-deps build test test-quick test-1cpu asan tsan memcheck install format clean \
+.PHONY: all test-deps build test test-quick test-1cpu asan tsan memcheck install deb format clean \
         bench bench-peers bench-sweep bench-flood bench-icount
 
 all: build
@@ -72,6 +74,14 @@ memcheck: build
 
 install: build
 	cmake --install build --prefix $(PREFIX)
+
+# cmake/deb.sh: a Release build for /usr, then cpack -G DEB.
+DEB_PKGS = dpkg-dev file lintian libhiredis-dev libssl-dev
+deb:
+	@sh bench/deps.sh $(DEB_PKGS)
+	sh cmake/deb.sh . build-deb
+	@if command -v lintian >/dev/null 2>&1; then lintian --fail-on error build-deb/*.deb; \
+	else echo "deb: lintian not found: packages not checked"; fi
 
 format:
 	git ls-files '*.c' '*.h' | xargs clang-format -i
