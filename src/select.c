@@ -14,6 +14,10 @@
  *   4. Woken (or timed out after claiming ourselves): lock all channels
  *      again and take every sudog still queued off its queue.
  *
+ * A channel's descriptor (wp_chan_fd) needs nothing here: unlock_all goes
+ * through wp__chan_unlock, which sets its level after each of these steps
+ * (a send case queued in 3 raises it; taking it off again in 4 lowers it).
+ *
  * All of this lives on the caller's stack: at most WP_SELECT_MAX cases, no
  * allocation. Values, success and fired of the winning sudog are written by
  * the claimant under that channel's lock and published by its wake (see
