@@ -21,13 +21,14 @@
  *     so that jobs start in the order they were added (FIFO across ring
  *     and overflow, as in C-Thread-Pool's one queue).
  *   - The chunks from `head` to `tail` belong to the pool, under `lock`. A
- *     chunk the feeder took off `head` is its own until it frees it.
+ *     chunk the feeder took off `head` is its own, `feeding`, until it
+ *     frees it (under `lock`, so that a child of fork() can free it too).
  *   - `spilled` only grows: thpool_wait sees by it whether a job went to
  *     the overflow while it waited for the ring (then it waits again).
  *   - `alive` counts the workers that ran worker_start; thpool_init returns
  *     once it reaches their number, as C-Thread-Pool's waits for
  *     num_threads_alive.
- *   - Fields under `lock`: head, tail, spilled, alive, waiting,
+ *   - Fields under `lock`: head, tail, feeding, spilled, alive, waiting,
  *     feeder_idle, feeder_started, closing; `pending` is written under it
  *     too and read without it on the add path. `pool` is read-only after
  *     thpool_init, `feeder` after the feeder started.
@@ -75,6 +76,7 @@ struct thpool_ {
     pthread_cond_t feed; /* the feeder sleeps on it: no chunk, not closing */
     pthread_cond_t cv;   /* thpool_init (alive) and thpool_wait (pending) sleep on it */
     struct chunk *head, *tail;
+    struct chunk *feeding; /* the chunk the feeder holds, or NULL */
     uint64_t spilled;
     unsigned alive;   /* worker threads started */
     unsigned waiting; /* threads asleep on cv */
@@ -110,11 +112,13 @@ static void *feeder_main(void *arg)
         }
         tp->head = c->next;
         if (!tp->head) tp->tail = NULL; /* adders start a new chunk: c is ours */
+        tp->feeding = c;
         pthread_mutex_unlock(&tp->lock);
         feed_chunk(tp->pool, c); /* waits for room, holding no lock */
-        size_t n = c->n;
-        free(c);
         pthread_mutex_lock(&tp->lock);
+        size_t n = c->n;
+        tp->feeding = NULL;
+        free(c);
         /* relaxed load: pending is only written under lock. release store:
            the jobs just put into the ring come before an adder's acquire
            load that reads the new count (so a job added after, straight to
@@ -316,6 +320,7 @@ void thpool_destroy(threadpool tp)
             pthread_join(tp->feeder, NULL);
         }
     }
+    free(tp->feeding); /* NULL unless the feeder's thread is in the parent */
     for (struct chunk *c = tp->head, *next; c; c = next) {
         next = c->next;
         free(c); /* its jobs are dropped */

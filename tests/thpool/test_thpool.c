@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 
 #include "test.h"
 #include "thpool.h"
@@ -645,6 +646,53 @@ TEST(producers_at_once_each_job_runs_once)
     ASSERT_EQ(failed, 0);
     ASSERT_EQ(wrong, 0);
     ASSERT_EQ(atomic_load(&marked_too), too * PRODUCERS);
+}
+
+/* fork(): a child that inherited a pool, mid-overflow (feeder started,
+   jobs still in the overflow) or idle, has none of its threads. There
+   thpool_add_work returns -1 (no job is queued that nothing would run),
+   and thpool_wait and thpool_destroy return; the parent's pool is
+   untouched. The child runs under an alarm: a hang fails, not stalls. */
+static threadpool forked_pool;
+
+static void child_uses_inherited_pool(void)
+{
+    alarm(20);
+    atomic_uint ran = 0;
+    int rc = thpool_add_work(forked_pool, count_job, &ran);
+    thpool_wait(forked_pool);
+    thpool_destroy(forked_pool);
+    _exit(rc == -1 && atomic_load(&ran) == 0 ? 0 : 1);
+}
+
+TEST(a_child_of_fork_gets_minus_one_and_destroy_returns)
+{
+    for (int mid_overflow = 0; mid_overflow < 2; mid_overflow++) {
+        atomic_uint ran = 0;
+        unsigned n = 10000;
+        forked_pool = thpool_init(2);
+        ASSERT(forked_pool != NULL);
+        thpool_pause(forked_pool); /* past the ring's 4096: the feeder starts */
+        for (unsigned i = 0; i < n; i++) ASSERT_OK(thpool_add_work(forked_pool, count_job, &ran));
+        if (!mid_overflow) {
+            thpool_resume(forked_pool);
+            thpool_wait(forked_pool);
+        }
+        fflush(NULL);
+        pid_t pid = fork();
+        ASSERT(pid >= 0);
+        if (pid == 0) child_uses_inherited_pool();
+        int st = 0;
+        while (waitpid(pid, &st, 0) < 0) {
+        }
+        thpool_resume(forked_pool);
+        thpool_wait(forked_pool);
+        unsigned after = atomic_load(&ran);
+        thpool_destroy(forked_pool);
+        ASSERT(WIFEXITED(st));
+        ASSERT_EQ(WEXITSTATUS(st), 0);
+        ASSERT_EQ(after, n);
+    }
 }
 
 TEST_MAIN()
