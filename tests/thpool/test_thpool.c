@@ -363,8 +363,12 @@ TEST(init_returns_with_every_thread_alive)
 {
     unsigned rounds = many(50), short_of = 0;
     for (unsigned r = 0; r < rounds; r++) {
-        /* The last round's threads, joined, may linger in /proc a moment. */
-        while (threads_named("thread-pool-") != 0) test_sleep_ms(1);
+        /* The last round's threads, joined, may linger in /proc a moment
+           (a pool an earlier failed case left behind fails this one). */
+        for (unsigned ms = 0; threads_named("thread-pool-") != 0; ms++) {
+            ASSERT_LT(ms, 10000);
+            test_sleep_ms(1);
+        }
         int want = 1 + (int)(r % 8);
         threadpool tp = thpool_init(want);
         ASSERT(tp != NULL);
