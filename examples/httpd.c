@@ -44,6 +44,7 @@
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
 #include <openssl/evp.h>
 #include <wpool.h>
 
@@ -444,7 +445,23 @@ int main(int argc, char **argv)
         evhttp_set_max_headers_size(srv.http, 8192);
         evhttp_set_max_body_size(srv.http, 4096);
         evhttp_set_timeout(srv.http, 60);
-        srv.listener = evhttp_bind_socket_with_handle(srv.http, addr, (uint16_t)port);
+        /* Our own listener for a long accept backlog (evhttp's is 128): a
+           burst of thousands of connects must not wait for SYN retries. */
+        struct sockaddr_storage sa;
+        int salen = sizeof sa;
+        struct evconnlistener *lev = NULL;
+        if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&sa, &salen) == 0) {
+            if (sa.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&sa)->sin6_port = htons((uint16_t)port);
+            else
+                ((struct sockaddr_in *)&sa)->sin_port = htons((uint16_t)port);
+            lev = evconnlistener_new_bind(srv.base, NULL, NULL,
+                                          LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE |
+                                              LEV_OPT_CLOSE_ON_EXEC,
+                                          4096, (struct sockaddr *)&sa, salen);
+        }
+        srv.listener = lev ? evhttp_bind_listener(srv.http, lev) : NULL;
+        if (lev && !srv.listener) evconnlistener_free(lev);
         if (!srv.listener) fprintf(stderr, "httpd: cannot listen on %s:%" PRIu64 "\n", addr, port);
         ok = srv.listener != NULL;
     } else {
