@@ -232,8 +232,8 @@ static char thread_state(pid_t tid)
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
-    char *close = strrchr(buf, ')'); /* "tid (comm) S ..." */
-    return close && close[1] == ' ' ? close[2] : '?';
+    char *paren = strrchr(buf, ')'); /* "tid (comm) S ..." */
+    return paren && paren[1] == ' ' ? paren[2] : '?';
 }
 
 /* Opt-in backpressure: with WPOOL_THPOOL_BOUND=64 and the pool paused, a
