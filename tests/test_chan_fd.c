@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 
@@ -409,6 +410,79 @@ TEST(no_descriptors_left_is_emfile_and_changes_nothing)
     ASSERT_OK(wp_chan_fd(c, &fd));
     ASSERT(!readable(fd));
     wp_chan_destroy(c);
+}
+
+/* --------------------------------------------------------------- races -- */
+
+/* Senders racing with each other and with a loop that sleeps in poll:
+   plain, timed and select sends (the select also names a channel nobody
+   reads, so its sudogs go stale), and the last sender to finish sends -1. */
+struct race {
+    wp_chan *c, *never;
+    unsigned per;
+    atomic_int sent, finished;
+};
+
+#define RACE_SENDERS 3
+
+static void *race_sender(void *arg)
+{
+    struct race *r = arg;
+    int v = 1, sent = 0;
+    for (unsigned i = 0; i < r->per; i++) {
+        wp_select_case cs[2] = {{r->never, WP_SEND, &v, 0}, {r->c, WP_SEND, &v, 0}};
+        switch (i % 3) {
+        case 0:
+            sent += wp_chan_send(r->c, &v) == 0;
+            break;
+        case 1:
+            sent += wp_chan_send_timeout(r->c, &v, 1000) == 0;
+            break;
+        case 2:
+            sent += wp_select(cs, 2, 1000) == 1;
+            break;
+        }
+    }
+    atomic_fetch_add(&r->sent, sent);
+    if (atomic_fetch_add(&r->finished, 1) == RACE_SENDERS - 1) {
+        v = -1; /* every other send has completed: this one comes last */
+        EXPECT(wp_chan_send(r->c, &v) == 0);
+    }
+    return NULL;
+}
+
+TEST(racing_senders_never_leave_a_sleeping_loop_behind)
+{
+    for (size_t cap = 0; cap <= 4; cap += 4) {
+        struct race r = {.per = test_iters(3000)};
+        int fd, got = 0, done = 0, lost = 0;
+        ASSERT_OK(wp_chan_create(&r.c, sizeof(int), cap));
+        ASSERT_OK(wp_chan_create(&r.never, sizeof(int), 0));
+        ASSERT_OK(wp_chan_fd(r.c, &fd));
+        pthread_t t[RACE_SENDERS];
+        for (int i = 0; i < RACE_SENDERS; i++)
+            ASSERT_OK(pthread_create(&t[i], NULL, race_sender, &r));
+        while (!done) {
+            if (!wait_readable(fd)) { /* a lost wake-up: free the senders */
+                lost = 1;
+                wp_chan_close(r.c);
+                break;
+            }
+            int v;
+            while (wp_chan_try_recv(r.c, &v) == 0) {
+                if (v < 0)
+                    done = 1;
+                else
+                    got++;
+            }
+        }
+        for (int i = 0; i < RACE_SENDERS; i++) pthread_join(t[i], NULL);
+        ASSERT(!lost);
+        ASSERT_EQ(got, atomic_load(&r.sent));
+        ASSERT(!readable(fd)); /* drained, and no sender left waiting */
+        wp_chan_destroy(r.never);
+        wp_chan_destroy(r.c);
+    }
 }
 
 /* ----------------------------------------------------- system calls -- */
