@@ -22,7 +22,7 @@ export WPOOL_TEST_SCALE ?= 1
 # libraries, load generators). `make test` installs the missing ones when run
 # as root (bench/deps.sh: one apt-get update, then apt-get install -y);
 # otherwise each is named and what needs it is skipped with a message.
-TEST_PKGS ?= libevent-dev curl openssl lintian redis-server libhiredis-dev
+TEST_PKGS ?= libevent-dev curl openssl lintian dpkg-dev file redis-server libhiredis-dev
 
 .PHONY: all test-deps build test test-quick test-1cpu asan tsan memcheck install deb format clean \
         bench bench-peers bench-sweep bench-flood bench-icount

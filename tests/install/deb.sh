@@ -16,7 +16,7 @@ skip() {
     exit 77
 }
 [ "$(id -u)" = 0 ] || skip "needs root to install packages"
-for tool in apt-get dpkg-deb dpkg-shlibdeps cpack; do
+for tool in apt-get dpkg-deb dpkg-shlibdeps file cpack; do
     command -v $tool >/dev/null 2>&1 || skip "$tool not found"
 done
 for p in $pkgs; do
