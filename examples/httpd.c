@@ -347,13 +347,14 @@ static void on_grace(evutil_socket_t fd, short what, void *arg)
 
 /* --------------------------------------------------------------- main -- */
 
-static int usage(const char *why)
+static int usage(const char *why) /* why NULL: --help */
 {
-    fprintf(stderr,
-            "httpd: %s\nusage: httpd [--addr A] [--port P (0: any)] [--mode pool|inline|thread]\n"
-            "             [--workers N] [--queue Q] [--max-work K] [--max-wait MS]\n",
-            why);
-    return 2;
+    if (why) fprintf(stderr, "httpd: %s\n", why);
+    fprintf(why ? stderr : stdout,
+            "usage: httpd [--addr 127.0.0.1 (numeric)] [--port 8080 (0: any free one)]\n"
+            "             [--mode pool|inline|thread] [--workers 0 (one per CPU)] [--queue 1024]\n"
+            "             [--max-work 100000 (rounds)] [--max-wait 1000 (ms)]\n");
+    return why ? 2 : 0;
 }
 
 int main(int argc, char **argv)
@@ -397,6 +398,8 @@ int main(int argc, char **argv)
             else
                 bad = 1;
             break;
+        case 'h':
+            return usage(NULL);
         default:
             return usage("unknown option");
         }
