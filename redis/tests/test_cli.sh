@@ -56,7 +56,7 @@ xlen_is() { [ "$(rc XLEN "$1")" = "$2" ]; }
 # push: a job per line of stdin; work: the command gets each on stdin
 printf 'alpha\nbeta\ngamma\n' | "$cli" --url "$url" push s1
 check "push counts lines" [ "$(rc XLEN s1)" = 3 ]
-"$cli" --url "$url" work s1 --workers 2 --drain -- sh -c "cat >> '$dir/out1'; echo >> '$dir/out1'" 2>"$dir/err1"
+"$cli" --url "$url" work s1 --workers 2 --drain -- sh -c "d=\$(cat); echo \"\$d\" >> '$dir/out1'" 2>"$dir/err1"
 check "work exit 0" [ $? = 0 ]
 check "each job ran once with its data" [ "$(sort "$dir/out1" | tr '\n' ' ')" = "alpha beta gamma " ]
 check "all acknowledged" [ "$(pending s1)" = 0 ]

@@ -20,6 +20,7 @@
 static struct server srv; /* the shared server */
 static redisContext *adm; /* checks, on srv */
 static int small;
+static char self[4096]; /* this program, for consumer_spawn */
 
 /* ------------------------------------------------------------ helpers -- */
 
@@ -395,30 +396,34 @@ static int record_fn(const void *data, size_t len, const char *id, unsigned deli
 }
 
 /* A consumer process: serves stream with record_fn until SIGTERM; writes
-   its counters to stats:<stream>:<name>; exits with serve's result. */
-static pid_t consumer_spawn(const char *stream, const char *name, unsigned workers,
-                            unsigned prefetch, uint64_t visibility_ns)
+   its counters to stats:<stream>:<name>; exits with serve's result. It is
+   this program again (exec, so that it starts clean: nothing of the
+   parent's heap to leak), run as: --consumer URL PORT STREAM NAME WORKERS
+   PREFETCH VISIBILITY_NS. */
+static int consumer_main(char **argv)
 {
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid != 0) return pid;
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
     signal(SIGALRM, SIG_DFL);
-    wp_redis_config cfg = config(stream);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    const char *stream = argv[3], *name = argv[4];
+    wp_redis_config cfg;
+    wp_redis_config_init(&cfg);
+    cfg.url = argv[1];
+    cfg.stream = stream;
     cfg.consumer = name;
-    cfg.prefetch = prefetch;
-    cfg.visibility_ns = visibility_ns;
-    if (wp_redis_open(&child_q, &cfg) != 0) _exit(101);
+    cfg.prefetch = (unsigned)atoi(argv[6]);
+    cfg.visibility_ns = strtoull(argv[7], NULL, 10);
+    if (wp_redis_open(&child_q, &cfg) != 0) return 101;
     struct sigaction sa = {.sa_handler = child_on_term};
     sigaction(SIGTERM, &sa, NULL);
     struct results *r = calloc(1, sizeof *r);
-    r->port = srv.port;
-    wp_pool *pool = pool_of(workers);
+    r->port = atoi(argv[2]);
+    wp_pool *pool = pool_of((unsigned)atoi(argv[5]));
     int rc = wp_redis_serve(child_q, pool, record_fn, r);
     wp_pool_destroy(pool);
     wp_redis_stats st;
     wp_redis_get_stats(child_q, &st);
-    redisContext *c = server_connect(&srv);
+    struct server tmp = {.port = r->port};
+    redisContext *c = server_connect(&tmp);
     if (c) {
         redisReply *rep = redisCommand(c, "SET stats:%s:%s %llu:%llu:%llu", stream, name,
                                        (unsigned long long)st.fetched, (unsigned long long)st.acked,
@@ -430,7 +435,22 @@ static pid_t consumer_spawn(const char *stream, const char *name, unsigned worke
         if (r->c[i]) redisFree(r->c[i]);
     free(r);
     wp_redis_close(child_q);
-    _exit(rc);
+    return rc;
+}
+
+static pid_t consumer_spawn(const char *stream, const char *name, unsigned workers,
+                            unsigned prefetch, uint64_t visibility_ns)
+{
+    char port[16], w[16], p[16], v[24];
+    snprintf(port, sizeof port, "%d", srv.port);
+    snprintf(w, sizeof w, "%u", workers);
+    snprintf(p, sizeof p, "%u", prefetch);
+    snprintf(v, sizeof v, "%llu", (unsigned long long)visibility_ns);
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    execl(self, "test_redis", "--consumer", srv.url, port, stream, name, w, p, v, (char *)NULL);
+    _exit(127);
 }
 
 static int stop_child(pid_t pid)
@@ -810,6 +830,8 @@ TEST(graceful_stop)
 
 int main(int argc, char **argv)
 {
+    if (argc == 9 && strcmp(argv[1], "--consumer") == 0) return consumer_main(argv + 1);
+    if (!realpath(argv[0], self)) snprintf(self, sizeof self, "%s", argv[0]);
     int skip = 0;
     if (argc > 1 && strncmp(argv[1], "--skip-code=", 12) == 0) {
         skip = atoi(argv[1] + 12);
