@@ -177,9 +177,12 @@ WP_EXTERN int wp_redis_serve(wp_redis *q, wp_pool *pool, wp_redis_fn fn, void *u
 WP_EXTERN void wp_redis_stop(wp_redis *q);
 
 /* Moves up to max entries of <stream>:dead back into the stream, oldest
-   first, each as a new entry (delivery starts at 1 again) holding its data;
-   each move is one MULTI/EXEC (XADD + XDEL), so an entry is never in both or
-   neither. *moved (may be NULL) gets how many moved, also on error.
+   first, each as a new entry (delivery starts at 1 again) holding its data
+   (dead entries without a "data" field are left alone). Each is added to
+   the stream before it is deleted from the dead one (XADD, then XDEL once
+   that was answered), so none is ever lost; a connection lost in between
+   may leave one in both. *moved (may be NULL) gets how many moved, also on
+   error.
    EINVAL: q NULL. EPIPE: after stop. Connection and server errors as for
    push. */
 WP_EXTERN int wp_redis_requeue_dead(wp_redis *q, size_t max, size_t *moved);
