@@ -12,6 +12,8 @@
 #   make bench-flood   10,000,000 jobs from one producer into each pool: time
 #                      and peak RSS
 #   make bench-icount  instructions per task (callgrind): submit, batch, worker
+#   make bench-redis   wpool-redis through a local redis-server: jobs/s with 1
+#                      and 2 consumers, commands per job, push-to-ack latency
 #   make bench-load    under load (bench/load/run.sh): wrk against the example
 #                      server and Go net/http, and an open loop of Poisson
 #                      arrivals; tables, CSV/JSON and two plots (~7 minutes)
@@ -86,3 +88,15 @@ bench-load:
 	  cmake --build $(BENCH_BUILD) -j$(JOBS) --target example_httpd; \
 	else echo "bench-load: no example_httpd target (libevent-dev?): its rows are left out"; fi
 	bash bench/load/run.sh $(BENCH_BUILD)
+
+# wpool-redis on this machine (redis/bench/run.sh, knobs at its top:
+# WPOOL_REDIS_BENCH_JOBS...): push 100,000 seed jobs, serve them with 1 and 2
+# consumer processes (jobs/s, server commands per job), push-to-ack latency
+# at a fixed rate, and redis-benchmark's XADD/XACK as the limit.
+REDIS_PKGS := redis-server redis-tools libhiredis-dev pkg-config
+.PHONY: bench-redis
+bench-redis:
+	@sh bench/deps.sh $(REDIS_PKGS)
+	@$(MAKE) --no-print-directory bench-configure
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool-redis wpool_redis_latency
+	sh redis/bench/run.sh $(BENCH_BUILD)
