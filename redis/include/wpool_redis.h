@@ -12,7 +12,10 @@
  *     its handler returned 0. A consumer that dies (kill -9, power) leaves its
  *     entries pending in the group; a live consumer takes them over once they
  *     have been idle visibility_ns (XAUTOCLAIM), and the handler's `delivery`
- *     says how often the entry was handed out (1 the first time). A failed
+ *     says how often the entry was handed out (1 the first time). A live
+ *     consumer renews the lease of the entries it holds and has not finished
+ *     (XCLAIM JUSTID, every quarter of visibility_ns), so a slow handler or
+ *     a prefetched entry is not taken from it. A failed
  *     entry (handler returned nonzero) stays pending and is delivered again
  *     once visibility_ns has passed since its last delivery; when it fails on
  *     its max_deliveries-th delivery it moves to the stream "<stream>:dead"

@@ -681,6 +681,69 @@ static int take_over(struct serve *s, size_t budget)
     return rc;
 }
 
+/* How often the serve thread reclaims and renews: a quarter of
+   visibility_ns (10 ms to 5 s), so that a lease is renewed when it is a
+   quarter to half of visibility_ns old, well before it runs out. */
+static uint64_t tick(const wp_redis *q)
+{
+    uint64_t t = q->visibility_ns / 4;
+    return t < 10 * MS ? 10 * MS : t > 5000 * MS ? 5000 * MS : t;
+}
+
+/* Keeps the lease of entries this consumer is still working on (queued in
+   the pool or running for a tick already): XCLAIM ... JUSTID
+   resets their idle time without counting a delivery, so a live consumer's
+   slow or prefetched entries are not taken over; a dead consumer renews
+   nothing. min-idle is one tick: each of ours has been idle at
+   least that long on the server (its idle time runs ahead of our clock),
+   while one that another consumer took over recently has not, and is left
+   with it. */
+static int renew(struct serve *s)
+{
+    wp_redis *q = s->q;
+    uint64_t now = wp__redis_now(), age = tick(q);
+    size_t n = 0;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nents; i++)
+        if (s->ents[i]->state == E_RUN && now - s->ents[i]->delivered_ns >= age) n++;
+    char(*ids)[WP_REDIS_ID_MAX] = n ? malloc(n * sizeof *ids) : NULL;
+    const char **argv = n ? malloc((n + 7) * sizeof *argv) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; ids && argv && i < s->nents && k < n; i++) {
+        struct entry *e = s->ents[i];
+        if (e->state == E_RUN && now - e->delivered_ns >= age)
+            memcpy(ids[k++], e->id, WP_REDIS_ID_MAX);
+    }
+    pthread_mutex_unlock(&s->lock);
+    int rc = n && (!ids || !argv) ? ENOMEM : 0;
+    if (k) {
+        char idle[24];
+        snprintf(idle, sizeof idle, "%llu", (unsigned long long)(age / MS));
+        argv[0] = "XCLAIM", argv[1] = q->stream, argv[2] = q->group, argv[3] = q->consumer;
+        argv[4] = idle;
+        for (size_t i = 0; i < k; i++) argv[5 + i] = ids[i];
+        argv[5 + k] = "JUSTID";
+        redisReply *r;
+        rc = wp__redis_cmd(s->fc, (int)(k + 6), argv, NULL, &r);
+        if (rc == 0) {
+            if (r->type == REDIS_REPLY_ERROR) rc = wp__redis_reply_errno(r);
+            uint64_t t = wp__redis_now();
+            pthread_mutex_lock(&s->lock);
+            for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+                struct entry *e = r->element[i]->type == REDIS_REPLY_STRING
+                                      ? entry_find(s, r->element[i]->str)
+                                      : NULL;
+                if (e && e->state == E_RUN) e->delivered_ns = t;
+            }
+            pthread_mutex_unlock(&s->lock);
+            freeReplyObject(r);
+        }
+    }
+    free(ids);
+    free(argv);
+    return rc;
+}
+
 static size_t budget_left(struct serve *s)
 {
     size_t cap = (size_t)wp_pool_workers(s->pool) + s->q->prefetch;
@@ -690,6 +753,7 @@ static size_t budget_left(struct serve *s)
 static int reclaim(struct serve *s)
 {
     int rc = retry_parked(s);
+    if (rc == 0) rc = renew(s);
     if (rc) return rc;
     pthread_mutex_lock(&s->lock);
     size_t budget = budget_left(s);
@@ -701,9 +765,7 @@ static int reclaim(struct serve *s)
 static int loop(struct serve *s)
 {
     wp_redis *q = s->q;
-    uint64_t period = q->visibility_ns / 2;
-    if (period < 10 * MS) period = 10 * MS;
-    if (period > 5000 * MS) period = 5000 * MS;
+    uint64_t period = tick(q);
     uint64_t block_cap = q->timeout_ns / 2 / MS;
     if (block_cap > BLOCK_MAX_MS) block_cap = BLOCK_MAX_MS;
     if (block_cap < 1) block_cap = 1;

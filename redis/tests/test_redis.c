@@ -728,6 +728,50 @@ TEST(poison_dead_requeue)
     free(s);
 }
 
+/* A live consumer keeps what it works on: a job running for several times
+   visibility_ns, and those prefetched behind it, are not taken over by an
+   idle second consumer; each runs once, at delivery 1. */
+TEST(slow_job_kept)
+{
+    const char *stream = "slow";
+    cmd_int(adm, "DEL slow");
+    wp_redis_config cfg = config(stream);
+    cfg.consumer = "busy";
+    cfg.visibility_ns = 400000000u; /* renewed every 100 ms: room for a loaded machine */
+    cfg.prefetch = 1;
+    wp_redis *qa, *qb;
+    ASSERT_OK(wp_redis_open(&qa, &cfg));
+    push_numbers(qa, 1, 2);
+    struct seen *sa = calloc(1, sizeof *sa), *sb = calloc(1, sizeof *sb);
+    sa->sleep_ms = 1000; /* one worker: the 2 jobs take 2 s, 5 visibilities */
+    wp_pool *pa = pool_of(1), *pb = pool_of(1);
+    struct server_thread ta, tb;
+    serve_bg(&ta, qa, pa, seen_fn, sa);
+    ASSERT(WAIT_FOR(pending(adm, stream, "busy") == 2, 10000));
+    cfg.consumer = "idle";
+    ASSERT_OK(wp_redis_open(&qb, &cfg));
+    serve_bg(&tb, qb, pb, seen_fn, sb);
+    int done = WAIT_FOR(
+        atomic_load(&sa->total) + atomic_load(&sb->total) >= 2 && drained(adm, stream), 20000);
+    ASSERT_OK(serve_join(&ta));
+    ASSERT_OK(serve_join(&tb));
+    ASSERT(done);
+    for (unsigned n = 1; n <= 2; n++) {
+        ASSERT_EQ(atomic_load(&sa->runs[n]), 1);
+        ASSERT_EQ(atomic_load(&sa->last_delivery[n]), 1);
+    }
+    ASSERT_EQ(atomic_load(&sb->total), 0);
+    wp_redis_stats rs;
+    wp_redis_get_stats(qb, &rs);
+    ASSERT_UEQ(rs.reclaimed, 0);
+    wp_redis_close(qa);
+    wp_redis_close(qb);
+    wp_pool_destroy(pa);
+    wp_pool_destroy(pb);
+    free(sa);
+    free(sb);
+}
+
 struct sampler {
     const char *stream, *consumer;
     atomic_int stop;
