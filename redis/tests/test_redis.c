@@ -604,7 +604,8 @@ TEST(kill9_reclaimed)
 
 /* The server killed and restarted mid-run (its AOF fsynced per write):
    the consumer reconnects and finishes; no acknowledged entry comes back;
-   reconnects counts it. */
+   reconnects counts it. A push on a connection that a restart broke
+   reconnects and succeeds. */
 TEST(server_restart)
 {
     struct server rs_srv;
@@ -628,15 +629,25 @@ TEST(server_restart)
     redisContext *c = server_connect(&rs_srv);
     int done = c && WAIT_FOR(atomic_load(&s->total) >= n && drained(c, "rs"), 60000);
     int rc = serve_join(&st);
+    long long left = c ? pending(c, "rs", NULL) : -1;
+    if (c) redisFree(c);
     wp_redis_stats rst;
     wp_redis_get_stats(q, &rst);
+    wp_redis_close(q); /* a fresh handle: the old one is stopped */
+    q = NULL;
+    int reopened = wp_redis_open(&q, &cfg);
+    int pushed_after = -1;
+    if (reopened == 0) { /* its push connection survives another restart */
+        server_restart(&rs_srv);
+        pushed_after = wp_redis_push(q, "again", 5, NULL);
+    }
+    wp_redis_stats after = {0};
+    if (q) wp_redis_get_stats(q, &after);
     unsigned runs = 0, missing = 0;
     for (unsigned k = 1; k <= n; k++) {
         runs += atomic_load(&s->runs[k]);
         missing += atomic_load(&s->runs[k]) == 0;
     }
-    long long left = c ? pending(c, "rs", NULL) : -1;
-    if (c) redisFree(c);
     wp_redis_close(q);
     wp_pool_destroy(pool);
     free(s);
@@ -648,6 +659,10 @@ TEST(server_restart)
     ASSERT_EQ(missing, 0);
     ASSERT_EQ(left, 0);
     ASSERT_GE(rst.reconnects, 1);
+    ASSERT_OK(reopened);
+    ASSERT_OK(pushed_after);
+    ASSERT_UEQ(after.reconnects, 1);
+    ASSERT_UEQ(after.pushed, 1);
     /* at most what the consumer held at the crash (and one fetch whose reply
        was lost) ran twice: everything acknowledged stayed acknowledged */
     ASSERT_LE(runs, n + 2 * (2 + 4));
