@@ -10,7 +10,7 @@
 #   limit     redis-benchmark, pipelined, for XADD and XACK on the same server
 # and the server's commands per job (INFO commandstats calls, pushes
 # included; the --drain monitor's XINFO polling left out). Writes a table,
-# redis.csv and redis.json under BUILD/bench/. Each serve checks its result:
+# redis.csv, redis.json and (gnuplot) redis.png under BUILD/bench/. Each serve checks its result:
 # every job done, none pending, none dead.
 #
 # Knobs: WPOOL_REDIS_BENCH_JOBS (100000), _WORKERS (usable CPUs, per
@@ -137,3 +137,12 @@ printf 'name,consumers,jobs,seconds,jobs_per_s,commands_per_job\n%s' "$rows" >"$
 awk -F, 'NR > 1 { printf "%s{\"name\":\"%s\",\"consumers\":\"%s\",\"jobs\":\"%s\",\"seconds\":\"%s\",\"jobs_per_s\":\"%s\",\"commands_per_job\":\"%s\"}", (NR > 2 ? ",\n " : "[\n "), $1, $2, $3, $4, $5, $6 }
     END { print "\n]" }' "$out/redis.csv" >"$out/redis.json"
 echo "bench-redis: wrote $out/redis.csv and $out/redis.json"
+if command -v gnuplot >/dev/null 2>&1; then
+    awk -F, 'NR > 1 && $1 !~ /^latency/ && $5 != "" {
+        print $1 ($2 ~ /^[1-9]/ ? " (" $2 " consumer" ($2 > 1 ? "s" : "") ")" : "") "," $5 }' \
+        "$out/redis.csv" >"$dir/plot.csv"
+    gnuplot -e "csv='$dir/plot.csv'; out='$out/redis.png'; subtitle='$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) CPUs, $N jobs'" \
+        "$(dirname "$0")/redis.gp" && echo "bench-redis: wrote $out/redis.png"
+else
+    echo "bench-redis: gnuplot not found (apt-get install gnuplot-nox): no plot"
+fi
