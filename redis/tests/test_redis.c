@@ -203,6 +203,20 @@ TEST(bad_input)
     cfg.url = url;
     ASSERT_ERR(wp_redis_open(&q, &cfg), ECONNREFUSED);
 
+    /* a server that accepts and never answers: ETIMEDOUT after timeout_ns */
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in la = {.sin_family = AF_INET};
+    la.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t llen = sizeof la;
+    ASSERT(lfd >= 0 && bind(lfd, (struct sockaddr *)&la, sizeof la) == 0 && listen(lfd, 4) == 0 &&
+           getsockname(lfd, (struct sockaddr *)&la, &llen) == 0);
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(la.sin_port));
+    cfg.timeout_ns = 200000000u;
+    int rc_silent = wp_redis_open(&q, &cfg);
+    close(lfd);
+    ASSERT_ERR(rc_silent, ETIMEDOUT);
+    cfg.timeout_ns = 0;
+
     /* the key holds a string: EPROTO, and it still holds it */
     cmd_int(adm, "DEL bad:str");
     freeReplyObject(redisCommand(adm, "SET bad:str hello"));
