@@ -383,7 +383,6 @@ static int work_cmd(const struct opts *o)
     sa.sa_flags = SA_RESTART;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
     struct monitor m = {.o = o};
     if (o->drain) {
         sigset_t all, old;

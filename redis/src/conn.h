@@ -12,6 +12,7 @@
 #define WPOOL_REDIS_CONN_H
 
 #include <hiredis.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -48,6 +49,18 @@ int wp__redis_reply_errno(const redisReply *r);
    *out is NULL. */
 int wp__redis_cmd(redisContext *c, int argc, const char **argv, const size_t *argvlen,
                   redisReply **out);
+
+/* hiredis writes with write(2): on a connection the server closed, that
+   raises SIGPIPE, whose default action kills the process. Every call that
+   may write blocks SIGPIPE on its own thread in between, and takes back a
+   SIGPIPE it caused (one already pending before is left alone), so the
+   application's disposition is never changed. */
+struct wp__sigpipe {
+    sigset_t old;
+    int was_pending;
+};
+void wp__sigpipe_block(struct wp__sigpipe *g);
+void wp__sigpipe_unblock(struct wp__sigpipe *g);
 
 /* 1 when a connection error means the connection is gone (reconnect). */
 int wp__redis_conn_lost(int err);

@@ -125,8 +125,11 @@ int wp_redis_open(wp_redis **out, const wp_redis_config *cfg)
     q->max_len = cfg->max_len;
     snprintf(q->max_len_txt, sizeof q->max_len_txt, "%llu", (unsigned long long)q->max_len);
 
+    struct wp__sigpipe g;
+    wp__sigpipe_block(&g);
     rc = wp__redis_connect(&q->url, q->timeout_ns, &q->push_c);
     if (rc == 0) rc = wp__redis_make_group(q, q->push_c);
+    wp__sigpipe_unblock(&g);
     if (rc) {
         free_handle(q);
         return rc == EAGAIN ? EPROTO : rc;
@@ -207,9 +210,12 @@ int wp_redis_push_batch(wp_redis *q, const void *const *data, const size_t *len,
         if (len[i] > WP_REDIS_MAX_DATA) return EMSGSIZE;
     }
     if (atomic_load_explicit(&q->stopped, memory_order_relaxed)) return EPIPE;
+    struct wp__sigpipe g;
+    wp__sigpipe_block(&g);
     pthread_mutex_lock(&q->push_lock);
     int rc = push_locked(q, data, len, n, NULL);
     pthread_mutex_unlock(&q->push_lock);
+    wp__sigpipe_unblock(&g);
     return rc;
 }
 
@@ -218,9 +224,12 @@ int wp_redis_push(wp_redis *q, const void *data, size_t len, char id[WP_REDIS_ID
     if (!q || (!data && len)) return EINVAL;
     if (len > WP_REDIS_MAX_DATA) return EMSGSIZE;
     if (atomic_load_explicit(&q->stopped, memory_order_relaxed)) return EPIPE;
+    struct wp__sigpipe g;
+    wp__sigpipe_block(&g);
     pthread_mutex_lock(&q->push_lock);
     int rc = push_locked(q, &data, &len, 1, id);
     pthread_mutex_unlock(&q->push_lock);
+    wp__sigpipe_unblock(&g);
     return rc;
 }
 
@@ -318,6 +327,8 @@ int wp_redis_requeue_dead(wp_redis *q, size_t max, size_t *moved)
     if (atomic_load_explicit(&q->stopped, memory_order_relaxed)) return EPIPE;
     char from[WP_REDIS_ID_MAX + 2] = "-";
     int rc = 0, fresh, empty = 0;
+    struct wp__sigpipe g;
+    wp__sigpipe_block(&g);
     pthread_mutex_lock(&q->push_lock);
     while (rc == 0 && *moved < max && !empty) {
         rc = push_conn(q, &fresh);
@@ -327,6 +338,7 @@ int wp_redis_requeue_dead(wp_redis *q, size_t max, size_t *moved)
         }
     }
     pthread_mutex_unlock(&q->push_lock);
+    wp__sigpipe_unblock(&g);
     return rc == EAGAIN ? EPROTO : rc;
 }
 

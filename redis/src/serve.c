@@ -813,6 +813,8 @@ int wp_redis_serve(wp_redis *q, wp_pool *pool, wp_redis_fn fn, void *user)
     pthread_mutex_unlock(&q->lock);
     if (rc) return rc;
 
+    struct wp__sigpipe g; /* for the serve thread's writes; the acker blocks all signals */
+    wp__sigpipe_block(&g);
     struct serve *s = calloc(1, sizeof *s);
     if (!s) {
         rc = ENOMEM;
@@ -870,6 +872,7 @@ int wp_redis_serve(wp_redis *q, wp_pool *pool, wp_redis_fn fn, void *user)
     free(s);
     if (atomic_load_explicit(&q->stopped, memory_order_relaxed) == 2) rc = EPIPE; /* closed */
 out:
+    wp__sigpipe_unblock(&g);
     pthread_mutex_lock(&q->lock);
     q->serving = 0;
     pthread_cond_broadcast(&q->cond);
