@@ -93,7 +93,7 @@ bench-load:
 # WPOOL_REDIS_BENCH_JOBS...): push 100,000 seed jobs, serve them with 1 and 2
 # consumer processes (jobs/s, server commands per job), push-to-ack latency
 # at a fixed rate, and redis-benchmark's XADD/XACK as the limit.
-REDIS_PKGS := redis-server redis-tools libhiredis-dev pkg-config gnuplot-nox
+REDIS_PKGS := redis-server redis-tools libhiredis-dev pkg-config gnuplot-nox python3-rq python3-celery
 .PHONY: bench-redis
 bench-redis:
 	@sh bench/deps.sh $(REDIS_PKGS)

@@ -7,6 +7,8 @@
 #   serve 2   two such processes sharing the stream
 #   latency   push-to-ack at a fixed rate (wpool_redis_latency: scheduled push
 #             time to the XACK's server timestamp, seen through MONITOR)
+#   peers     RQ and Celery (Debian python3-rq, python3-celery) with the same
+#             jobs and worker processes, results checked (redis/bench/peers.py)
 #   limit     redis-benchmark, pipelined, for XADD and XACK on the same server
 # and the server's commands per job (INFO commandstats calls, pushes
 # included; the --drain monitor's XINFO polling left out). Writes a table,
@@ -15,7 +17,7 @@
 #
 # Knobs: WPOOL_REDIS_BENCH_JOBS (100000), _WORKERS (usable CPUs, per
 # consumer process), _PREFETCH (256), _RATE (jobs/s for latency, 10000),
-# _LAT_JOBS (20000), _AOF (no | everysec | always: the server's appendfsync;
+# _LAT_JOBS (20000), _PEER_JOBS (2000: RQ forks a process per job), _AOF (no | everysec | always: the server's appendfsync;
 # default no AOF, as a stock redis-server).
 set -eu
 build=$1
@@ -28,6 +30,7 @@ W=${WPOOL_REDIS_BENCH_WORKERS:-$(nproc)}
 P=${WPOOL_REDIS_BENCH_PREFETCH:-256}
 RATE=${WPOOL_REDIS_BENCH_RATE:-10000}
 LN=${WPOOL_REDIS_BENCH_LAT_JOBS:-20000}
+PN=${WPOOL_REDIS_BENCH_PEER_JOBS:-2000}
 AOF=${WPOOL_REDIS_BENCH_AOF:-no}
 for p in redis-server redis-cli redis-benchmark; do
     command -v $p >/dev/null 2>&1 || { echo "bench-redis: skipped: $p not found (apt-get install redis-server redis-tools)"; exit 0; }
@@ -120,6 +123,21 @@ if [ -x "$lat" ]; then
 latency p99 us,1,$LN,,$p99,
 "
 fi
+
+# peers on the same server, the same jobs and worker count, results checked
+for peer in rq celery; do
+    if /usr/bin/python3 -c "import $peer" 2>/dev/null; then
+        rc FLUSHDB >/dev/null
+        rc CONFIG RESETSTAT >/dev/null
+        line=$(/usr/bin/python3 "$(dirname "$0")/peers.py" "$peer" "$url" "$PN" "$W" 2>/dev/null) ||
+            { echo "bench-redis: $peer failed: $line"; continue; }
+        secs=$(echo "$line" | sed -n 's/.* \([0-9.]*\) s, .*/\1/p')
+        cpj=$(awk -v c="$(commands)" -v n="$PN" 'BEGIN { printf "%.3f", c / n }')
+        row "$peer" "$W" "$PN" "$secs" "$(rate "$PN" "$secs")" "$cpj"
+    else
+        echo "bench-redis: $peer left out (apt-get install python3-$peer)"
+    fi
+done
 
 # the limit: the server alone, pipelined
 rc DEL rb >/dev/null
