@@ -7,8 +7,9 @@
 #   serve 2   two such processes sharing the stream
 #   latency   push-to-ack at a fixed rate (wpool_redis_latency: scheduled push
 #             time to the XACK's server timestamp, seen through MONITOR)
-#   peers     RQ and Celery (Debian python3-rq, python3-celery) with the same
-#             jobs and worker processes, results checked (redis/bench/peers.py)
+#   peers     RQ, Celery (Debian python3-rq, python3-celery: peers.py) and
+#             Sidekiq (ruby-sidekiq: sidekiq_seed.rb) with the same jobs and
+#             worker count, results checked against the serial SHA-256
 #   limit     redis-benchmark, pipelined, for XADD and XACK on the same server
 # and the server's commands per job (INFO commandstats calls, pushes
 # included; the --drain monitor's XINFO polling left out). Writes a table,
@@ -125,17 +126,22 @@ latency p99 us,1,$LN,,$p99,
 fi
 
 # peers on the same server, the same jobs and worker count, results checked
-for peer in rq celery; do
-    if /usr/bin/python3 -c "import $peer" 2>/dev/null; then
+here=$(dirname "$0")
+for peer in rq celery sidekiq; do
+    case $peer in
+    sidekiq) have="ruby -e 'require \"sidekiq\"'"; cmd="ruby $here/sidekiq_seed.rb"; pkg=ruby-sidekiq ;;
+    *) have="/usr/bin/python3 -c 'import $peer'"; cmd="/usr/bin/python3 $here/peers.py $peer"; pkg=python3-$peer ;;
+    esac
+    if eval "$have" 2>/dev/null; then
         rc FLUSHDB >/dev/null
         rc CONFIG RESETSTAT >/dev/null
-        line=$(/usr/bin/python3 "$(dirname "$0")/peers.py" "$peer" "$url" "$PN" "$W" 2>/dev/null) ||
+        line=$($cmd "$url" "$PN" "$W" 2>/dev/null) ||
             { echo "bench-redis: $peer failed: $line"; continue; }
         secs=$(echo "$line" | sed -n 's/.* \([0-9.]*\) s, .*/\1/p')
         cpj=$(awk -v c="$(commands)" -v n="$PN" 'BEGIN { printf "%.3f", c / n }')
         row "$peer" "$W" "$PN" "$secs" "$(rate "$PN" "$secs")" "$cpj"
     else
-        echo "bench-redis: $peer left out (apt-get install python3-$peer)"
+        echo "bench-redis: $peer left out (apt-get install $pkg)"
     fi
 done
 
