@@ -92,10 +92,10 @@ bench-load:
 # wpool-redis on this machine (redis/bench/run.sh, knobs at its top:
 # WPOOL_REDIS_BENCH_JOBS...): push 100,000 seed jobs, serve them with 1 and 2
 # consumer processes (jobs/s, server commands per job), push-to-ack latency
-# at a fixed rate, the same jobs through RQ, Celery and Sidekiq, and
-# redis-benchmark's XADD/XACK as the limit.
+# at a fixed rate, the same jobs through RQ, Celery, Sidekiq and BullMQ (npm),
+# and redis-benchmark's XADD/XACK as the limit.
 REDIS_PKGS := redis-server redis-tools libhiredis-dev pkg-config gnuplot-nox python3-rq \
-              python3-celery ruby-sidekiq
+              python3-celery ruby-sidekiq nodejs npm
 .PHONY: bench-redis
 bench-redis:
 	@sh bench/deps.sh $(REDIS_PKGS)

@@ -8,8 +8,10 @@
 #   latency   push-to-ack at a fixed rate (wpool_redis_latency: scheduled push
 #             time to the XACK's server timestamp, seen through MONITOR)
 #   peers     RQ, Celery (Debian python3-rq, python3-celery: peers.py) and
-#             Sidekiq (ruby-sidekiq: sidekiq_seed.rb) with the same jobs and
-#             worker count, results checked against the serial SHA-256
+#             Sidekiq (ruby-sidekiq: sidekiq_seed.rb), BullMQ (npm bullmq@5,
+#             installed under BUILD/bench/bullmq: bullmq_seed.cjs) with the
+#             same jobs and worker count, results checked against the serial
+#             SHA-256
 #   limit     redis-benchmark, pipelined, for XADD and XACK on the same server
 # and the server's commands per job (INFO commandstats calls, pushes
 # included; the --drain monitor's XINFO polling left out). Writes a table,
@@ -127,12 +129,20 @@ fi
 
 # peers on the same server, the same jobs and worker count, results checked
 here=$(dirname "$0")
-for peer in rq celery sidekiq; do
+# BullMQ from npm, once, under the build directory
+if command -v npm >/dev/null 2>&1 && [ ! -d "$out/bullmq/node_modules/bullmq" ]; then
+    mkdir -p "$out/bullmq"
+    npm install --prefix "$out/bullmq" --no-audit --no-fund --loglevel=error bullmq@5 >/dev/null 2>&1 ||
+        echo "bench-redis: npm install bullmq failed"
+fi
+for peer in rq celery sidekiq bullmq; do
     case $peer in
     sidekiq) have="ruby -e 'require \"sidekiq\"'"; cmd="ruby $here/sidekiq_seed.rb"; pkg=ruby-sidekiq ;;
+    bullmq) have="[ -d '$out/bullmq/node_modules/bullmq' ] && command -v node"
+        cmd="env NODE_PATH=$out/bullmq/node_modules node $here/bullmq_seed.cjs"; pkg="nodejs npm (then npm bullmq)" ;;
     *) have="/usr/bin/python3 -c 'import $peer'"; cmd="/usr/bin/python3 $here/peers.py $peer"; pkg=python3-$peer ;;
     esac
-    if eval "$have" 2>/dev/null; then
+    if eval "$have" >/dev/null 2>&1; then
         rc FLUSHDB >/dev/null
         rc CONFIG RESETSTAT >/dev/null
         line=$($cmd "$url" "$PN" "$W" 2>/dev/null) ||
