@@ -371,6 +371,59 @@ TEST(push_and_serve)
     free(s);
 }
 
+struct pusher {
+    pthread_t t;
+    wp_redis *q;
+    unsigned from, to;
+    int rc;
+};
+
+static void *pusher_main(void *arg)
+{
+    struct pusher *p = arg;
+    for (unsigned n = p->from; n <= p->to && p->rc == 0; n++) {
+        char txt[16];
+        int len = snprintf(txt, sizeof txt, "%u", n);
+        p->rc = wp_redis_push(p->q, txt, (size_t)len, NULL);
+    }
+    return NULL;
+}
+
+/* Pushes from several threads at once, while the same handle serves: every
+   entry arrives once and runs once. */
+TEST(concurrent_push)
+{
+    const char *stream = "cp";
+    cmd_int(adm, "DEL cp");
+    wp_redis_config cfg = config(stream);
+    wp_redis *q;
+    ASSERT_OK(wp_redis_open(&q, &cfg));
+    struct seen *s = calloc(1, sizeof *s);
+    wp_pool *pool = pool_of(2);
+    struct server_thread st;
+    serve_bg(&st, q, pool, seen_fn, s);
+    unsigned per = small ? 50 : 500;
+    struct pusher p[4];
+    for (unsigned i = 0; i < 4; i++) {
+        p[i] = (struct pusher){.q = q, .from = 1 + i * per, .to = (i + 1) * per};
+        pthread_create(&p[i].t, NULL, pusher_main, &p[i]);
+    }
+    for (unsigned i = 0; i < 4; i++) pthread_join(p[i].t, NULL);
+    int done = WAIT_FOR(atomic_load(&s->total) >= 4 * per && drained(adm, stream), 30000);
+    ASSERT_OK(serve_join(&st));
+    for (unsigned i = 0; i < 4; i++) ASSERT_OK(p[i].rc);
+    ASSERT(done);
+    ASSERT_EQ(cmd_int(adm, "XLEN cp"), 4 * per);
+    for (unsigned n = 1; n <= 4 * per; n++) ASSERT_EQ(atomic_load(&s->runs[n]), 1);
+    wp_redis_stats rs;
+    wp_redis_get_stats(q, &rs);
+    ASSERT_UEQ(rs.pushed, 4 * per);
+    ASSERT_UEQ(rs.acked, 4 * per);
+    wp_redis_close(q);
+    wp_pool_destroy(pool);
+    free(s);
+}
+
 /* ------------------------------------------------ consumer processes -- */
 
 static wp_redis *child_q;
