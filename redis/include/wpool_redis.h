@@ -68,6 +68,12 @@
  * thread at a time per handle (a second concurrent call returns EBUSY).
  * wp_redis_stop is async-signal-safe.
  *
+ * Signals: a connection the server closed would raise SIGPIPE on a write;
+ * every call that may write blocks SIGPIPE on its own thread meanwhile and
+ * takes back the one it caused, so the application's disposition is never
+ * changed and no SIGPIPE reaches it from here. serve's internal thread
+ * blocks all signals (they go to the application's threads).
+ *
  * Link: pkg-config --cflags --libs wpool-redis (libwpool-redis, libwpool,
  * hiredis).
  */
