@@ -424,6 +424,38 @@ TEST(concurrent_push)
     free(s);
 }
 
+/* What retrying cannot mend ends serve: the stream replaced by a string
+   while serving makes serve return EPROTO by itself (no stop). */
+TEST(wrong_type_ends_serve)
+{
+    const char *stream = "wt";
+    cmd_int(adm, "DEL wt");
+    wp_redis_config cfg = config(stream);
+    wp_redis *q;
+    ASSERT_OK(wp_redis_open(&q, &cfg));
+    struct seen *s = calloc(1, sizeof *s);
+    wp_pool *pool = pool_of(1);
+    struct server_thread st;
+    serve_bg(&st, q, pool, seen_fn, s);
+    push_numbers(q, 1, 3);
+    ASSERT(WAIT_FOR(atomic_load(&s->total) == 3 && drained(adm, stream), 10000));
+    cmd_int(adm, "DEL wt");
+    freeReplyObject(redisCommand(adm, "SET wt text"));
+    int ended = 0;
+    for (int i = 0; i < 1000 && !ended; i++) { /* serve returns by itself: 10 s at most */
+        ended = pthread_tryjoin_np(st.t, NULL) == 0;
+        if (!ended) test_sleep_ms(10);
+    }
+    if (!ended) serve_join(&st);
+    ASSERT(ended);
+    ASSERT_ERR(st.rc, EPROTO);
+    char buf[16];
+    ASSERT_STR_EQ(cmd_str(adm, buf, sizeof buf, "GET wt"), "text");
+    wp_redis_close(q);
+    wp_pool_destroy(pool);
+    free(s);
+}
+
 /* ------------------------------------------------ consumer processes -- */
 
 static wp_redis *child_q;
