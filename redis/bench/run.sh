@@ -45,7 +45,7 @@ base=/tmp
 dir=$(mktemp -d "$base/wpool-redis-bench-XXXXXX")
 spid=
 cleanup() {
-    [ -n "$spid" ] && kill -9 "$spid" 2>/dev/null && wait "$spid" 2>/dev/null
+    if [ -n "$spid" ]; then kill -9 "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
