@@ -67,14 +67,14 @@ static int free_port(void)
     return port;
 }
 
+static void server_stop(struct server *s);
+
+/* atexit: every server still running is stopped and its directory removed
+   (a case that failed before its server_stop). */
 static void servers_kill_all(void)
 {
     for (int i = 0; i < 8; i++)
-        if (servers_live[i] && servers_live[i]->pid > 0) {
-            kill(servers_live[i]->pid, SIGKILL);
-            waitpid(servers_live[i]->pid, NULL, 0);
-            servers_live[i]->pid = 0;
-        }
+        if (servers_live[i]) server_stop(servers_live[i]);
 }
 
 static void servers_on_signal(int sig)

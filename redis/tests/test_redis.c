@@ -252,7 +252,7 @@ TEST(bad_input)
    the right one works; the address never shows the password. */
 TEST(password)
 {
-    struct server ps;
+    static struct server ps; /* static: the atexit stop may see it */
     ASSERT_OK(server_start(&ps, "s3cret"));
     char url[128];
     wp_redis *q = NULL;
@@ -707,7 +707,7 @@ TEST(kill9_reclaimed)
    reconnects and succeeds. */
 TEST(server_restart)
 {
-    struct server rs_srv;
+    static struct server rs_srv; /* static: the atexit stop may see it */
     ASSERT_OK(server_start(&rs_srv, NULL));
     unsigned n = small ? 200 : 2000;
     wp_redis_config cfg = config("rs");
