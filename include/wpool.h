@@ -82,6 +82,13 @@ typedef struct wp_config {
        group learns of the drop instead). */
     void (*on_discard)(wp_task_fn fn, void *arg, void *user);
     void *user; /* passed to the three callbacks above */
+    /* Blocking work (zero keeps a fixed pool of `workers` threads). With
+       max_workers > workers the pool is elastic: `workers` is how many tasks
+       it keeps running, and a worker that blocks (it says so with
+       wp_blocking_begin, or the pool sees it asleep in the kernel inside a
+       task) is replaced by another thread, up to max_workers threads. */
+    unsigned max_workers;     /* most worker threads; 0: = workers (fixed size) */
+    uint64_t idle_timeout_ns; /* a thread beyond `workers` idle this long exits; 0: 5 s */
 } wp_config;
 
 /* Limits: wp_pool_create returns EINVAL above these. */
@@ -160,10 +167,52 @@ WP_EXTERN int wp_pool_shutdown(wp_pool *p, int how);
    destroy has begun. */
 WP_EXTERN void wp_pool_destroy(wp_pool *p);
 
-/* Number of worker threads (0 for NULL). */
+/* The number of tasks the pool runs at once, its target (0 for NULL): the
+   `workers` it was made with, or what wp_pool_resize set. A fixed pool has
+   that many threads; an elastic one may have more while some are blocked
+   (stats.threads). */
 WP_EXTERN unsigned wp_pool_workers(const wp_pool *p);
 
-/* 0..workers-1 on a worker thread of any pool, -1 on any other thread. A
+/* Sets the target to `workers`, in 1..max_workers. Growing starts or wakes
+   threads now; shrinking lets workers finish their current task first (the
+   threads beyond the target then wait, and those of an elastic pool exit
+   after idle_timeout_ns). EINVAL: p NULL, workers 0 or above max_workers.
+   EPIPE: shut down. EOWNERDEAD: inherited across fork(). pthread_create's
+   error: the threads needed now could not all be started (the pool keeps
+   those it has, and still works; the target is set). */
+WP_EXTERN int wp_pool_resize(wp_pool *p, unsigned workers);
+
+/*
+ * Blocking work. Inside a task, wp_blocking_begin says the task is about to
+ * block (I/O, sleep, a lock held elsewhere) and wp_blocking_end that it is
+ * back. On a worker of an elastic pool the first wakes a spare thread, or
+ * starts one (up to max_workers), so that `workers` tasks keep running; the
+ * second lets the surplus thread go idle once it has finished its task.
+ * They nest (a count), cost two atomic additions and no system call unless
+ * a replacement must be woken or started, and do nothing on a thread that
+ * is no worker. A fixed pool counts them in stats.blocked only.
+ *
+ * Without hints an elastic pool still notices blocked workers: a monitor
+ * thread (named "<name>-mon"), while tasks run, looks every millisecond at
+ * up to 16 of the workers that are inside a task: the kernel's state of the
+ * thread (one pread of its /proc/thread-self/stat, a descriptor each worker
+ * of an elastic pool keeps open) and its CPU clock. A thread asleep at two
+ * looks in a row counts as blocked for the share of the time it neither ran
+ * nor waited for work; a thread that is runnable but waits for a CPU never
+ * does. When tasks wait while fewer than `workers` run, two looks in a row,
+ * the pool grows so that at the share seen blocked `workers` would run (at
+ * most doubling a look); when more run, or holders sit idle with nothing
+ * queued, it shrinks back. Nothing of this is on the per-task path; while
+ * nothing runs the monitor looks every 100 ms, and a worker that wakes for
+ * work wakes it. Under valgrind, which lets one thread run at a time and
+ * puts the others to sleep in the kernel, the monitor sees them blocked.
+ */
+WP_EXTERN void wp_blocking_begin(void);
+WP_EXTERN void wp_blocking_end(void);
+
+/* 0..max_workers-1 on a worker thread of any pool, -1 on any other thread.
+   A new thread takes the lowest free id, and an id is free again only
+   after its thread's worker_stop has returned. A
    worker keeps its id while it runs another pool's task inline
    (caller-runs); a caller-runs task on a thread that is no worker sees -1. */
 WP_EXTERN int wp_worker_id(void);
@@ -174,9 +223,13 @@ WP_EXTERN int wp_worker_id(void);
 WP_EXTERN unsigned wp_cpu_count(void);
 
 typedef struct wp_stats {
-    unsigned workers, active; /* threads; of them running a task now */
+    unsigned workers, active; /* the target (wp_pool_workers); threads running a task now */
     size_t queued, capacity;  /* tasks waiting now; the bound */
     uint64_t submitted, completed, rejected, discarded;
+    unsigned threads;     /* worker threads alive: running, idle or blocked */
+    unsigned blocked;     /* of them, blocked: inside wp_blocking_begin/end, or seen asleep in
+                             the kernel inside a task (the monitor's last look) */
+    unsigned max_workers; /* the cap */
 } wp_stats;
 
 /* A snapshot of the counters (not atomic as a whole while tasks run; exact
@@ -291,7 +344,7 @@ typedef int (*wp_group_fn)(void *arg); /* nonzero: failed */
    limit). A member counts against the limit from wp_group_go until it has
    finished, as with errgroup's SetLimit. Limit 0 makes room for as many
    members as the pool can hold queued and running (queue_capacity, at most
-   65536, plus workers); beyond that go() waits, or runs the member itself
+   65536, plus max_workers); beyond that go() waits, or runs the member itself
    when called from inside a task of p. EINVAL: out or p NULL. ENOMEM. */
 WP_EXTERN int wp_group_create(wp_group **out, wp_pool *p, unsigned limit);
 

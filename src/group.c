@@ -5,7 +5,7 @@
  *   A member is {fn, arg, group}. A group owns a fixed array of records,
  *   made in wp_group_create: `limit` of them, or with limit 0 as many as the
  *   pool can hold queued and running (queue_capacity, at most
- *   GROUP_MAX_UNLIMITED, plus workers). wp_group_go pops a free record,
+ *   GROUP_MAX_UNLIMITED, plus max_workers). wp_group_go pops a free record,
  *   counts the member and submits the trampoline member_run with the record
  *   as its argument; the record goes back on the free list when the member
  *   is done (run, skipped because the group was cancelled, or discarded by
@@ -350,7 +350,7 @@ int wp_group_create(wp_group **out, wp_pool *p, unsigned limit)
         wp_stats st;
         wp_pool_stats(p, &st);
         n = (st.capacity < GROUP_MAX_UNLIMITED ? st.capacity : GROUP_MAX_UNLIMITED) +
-            wp_pool_workers(p);
+            st.max_workers; /* an elastic pool may run that many at once */
     }
     if (n >= UINT32_MAX || n > SIZE_MAX / sizeof(member)) return ENOMEM;
     void *mem = NULL;

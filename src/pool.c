@@ -47,18 +47,18 @@
  *   the submissions second can only err towards "not yet".
  *
  * Shutdown
- *   wp_pool_shutdown moves `state` from RUNNING to DRAINING or DISCARDING
+ *   wp_pool_shutdown moves `state` from WP__RUNNING to WP__DRAINING or WP__DISCARDING
  *   (one CAS: a second call sees EPIPE), closes the ring (every later
  *   submit: EPIPE; submitters asleep on a full ring wake and see it), wakes
- *   everyone and joins the workers. DRAINING workers run the ring dry;
- *   DISCARDING workers stop before their next task and leave the tasks they
+ *   everyone and joins the workers. WP__DRAINING workers run the ring dry;
+ *   WP__DISCARDING workers stop before their next task and leave the tasks they
  *   had claimed in their slots; the shutting-down thread then hands those and
  *   everything still queued to on_discard, one at a time. A pause ends at
  *   shutdown.
  *
  *   Shutdown also waits for caller-runs tasks that started before it
  *   (inline_running), and wp_wait or a second shutdown that arrive during
- *   it wait until it is done (state STOPPED).
+ *   it wait until it is done (state WP__STOPPED).
  *
  * Callers and destroy
  *   A thread that may sleep in a call on the pool (a submit that found the
@@ -100,78 +100,7 @@
 #include <string.h>
 #include <time.h>
 
-#ifndef WP__DEFAULT_CAPACITY
-#define WP__DEFAULT_CAPACITY 4096u /* 128 KiB of slots */
-#endif
-#ifndef WP__CLAIM_MAX
-#define WP__CLAIM_MAX 32u /* most tasks a worker claims with one CAS */
-#endif
-#ifndef WP__SHORT_TASK_NS
-#define WP__SHORT_TASK_NS 20000u /* runs of tasks shorter than this grow the claim */
-#endif
-#ifndef WP__SPIN_PAUSES
-#define WP__SPIN_PAUSES 64u /* idle workers poll with pause this often, then yield */
-#endif
-#ifndef WP__SPIN_NS
-#define WP__SPIN_NS 20000u /* idle workers spin this long before sleeping */
-#endif
-#define WP__ROOM_POLL_MIN_NS 1000000u  /* a submitter asleep on a full ring rechecks */
-#define WP__ROOM_POLL_MAX_NS 64000000u /* ... after 1 ms, then 2, 4, ... 64 ms */
-
-enum { RUNNING, DRAINING, DISCARDING, STOPPED };
-
-typedef struct wp__worker {
-    alignas(WP__CACHE_LINE) _Atomic uint64_t completed; /* written only by this worker */
-    _Atomic unsigned active;                            /* written only by this worker */
-    /* Private to the worker thread. */
-    uint64_t done;  /* its own copy of completed */
-    unsigned depth; /* tasks running on this thread (help-while-waiting nests) */
-    unsigned claim; /* tasks to claim next time */
-    unsigned runs;  /* claimed runs so far (which ones to time) */
-    /* Written by the worker before it exits, read by shutdown after join:
-       what WP_DISCARD stopped it from starting. */
-    uint64_t left_first, left_n; /* claimed, not taken (others may have taken some) */
-    bool left_held;              /* and the one task it had taken: */
-    wp_task_fn left_fn;
-    void *left_arg;
-    /* Read-only after create. */
-    wp_pool *pool;
-    unsigned id;
-    pthread_t thread;
-    /* The run others may take from: positions [run_first, run_end), claimed
-       by this worker. Stored by the worker when it claims more than one
-       task (and emptied when it is done with them); run_end is also lowered
-       by thieves (CAS) as they take from its end. On a line of its own:
-       idle workers read it while they spin. */
-    alignas(WP__CACHE_LINE) _Atomic uint64_t run_first;
-    _Atomic uint64_t run_end;
-} wp__worker;
-
-struct wp_pool {
-    wp__ring ring;
-    /* Read-only after create. */
-    alignas(WP__CACHE_LINE) wp__worker *workers;
-    unsigned nworkers;
-    int policy;
-    wp_config cfg;
-    char name[16];
-    /* Written rarely: by pause/resume and shutdown. */
-    alignas(WP__CACHE_LINE) _Atomic int state; /* RUNNING, DRAINING, DISCARDING, STOPPED */
-    _Atomic int paused;
-    _Atomic int forked; /* 1 in a child process that inherited the pool */
-    wp__event work_ev, pause_ev, room_ev, idle_ev; /* each on its own cache line */
-    /* Written by workers as they start and stop spinning for work. */
-    alignas(WP__CACHE_LINE) _Atomic unsigned spinning;
-    /* Off the hot path: caller-runs tasks, rejections, discards. */
-    alignas(WP__CACHE_LINE) _Atomic uint64_t inline_started;
-    _Atomic uint64_t inline_done;
-    _Atomic uint64_t rejected;
-    _Atomic uint64_t discarded;
-    _Atomic unsigned inline_running; /* caller-runs tasks started, not finished */
-    _Atomic unsigned callers;        /* threads that may sleep in a call on p */
-    pthread_mutex_t discard_lock;    /* serialises on_discard calls */
-    wp__fork_node fork_node;         /* fork.c's list; read-only between track/untrack */
-};
+static bool stealable(wp_pool *p);
 
 /* One pool whose task this thread runs; frames chain outwards. */
 typedef struct frame {
@@ -180,7 +109,8 @@ typedef struct frame {
 } frame;
 
 static _Thread_local const frame *tls_frames; /* innermost first */
-static _Thread_local wp_pool *tls_worker_of;  /* the pool this thread is a worker of */
+static _Thread_local wp__worker *tls_worker;  /* the worker this thread is, if any */
+static _Thread_local wp_pool *tls_worker_of;  /* its pool */
 static _Thread_local int tls_id = -1;         /* its id there */
 
 bool wp__in_pool(const wp_pool *p)
@@ -193,6 +123,16 @@ bool wp__in_pool(const wp_pool *p)
 bool wp__worker_of(const wp_pool *p)
 {
     return p && tls_worker_of == p;
+}
+
+wp__worker *wp__self(void)
+{
+    return tls_worker;
+}
+
+bool wp__pool_has_work(wp_pool *p)
+{
+    return wp__ring_produced(&p->ring) != wp__ring_consumed(&p->ring) || stealable(p);
 }
 
 static bool forked(wp_pool *p)
@@ -236,13 +176,21 @@ void wp_config_init(wp_config *cfg)
 
 unsigned wp_pool_workers(const wp_pool *p)
 {
-    return p ? p->nworkers : 0;
+    /* relaxed: a number that resize may change at any time. */
+    return p ? atomic_load_explicit(&p->target, memory_order_relaxed) : 0;
 }
 
 static int state_of(wp_pool *p)
 {
-    /* acquire: a thread that sees the pool stopped sees what shutdown did. */
-    return atomic_load_explicit(&p->state, memory_order_acquire);
+    return wp__state(p);
+}
+
+/* Worker records ever used: scans of per-worker state stop there. */
+static unsigned used(wp_pool *p)
+{
+    /* acquire: pairs with the release in workers.c that publishes a new
+       record's first use. */
+    return atomic_load_explicit(&p->used, memory_order_acquire);
 }
 
 /* ------------------------------------------------------------ counting -- */
@@ -252,7 +200,7 @@ static uint64_t completed_sum(wp_pool *p)
     uint64_t c = 0;
     /* acquire: pairs with the release in count_done; the tasks' effects are
        visible to a wp_wait that returns. */
-    for (unsigned i = 0; i < p->nworkers; i++)
+    for (unsigned i = 0, n = used(p); i < n; i++)
         c += atomic_load_explicit(&p->workers[i].completed, memory_order_acquire);
     return c + atomic_load_explicit(&p->inline_done, memory_order_acquire);
 }
@@ -322,7 +270,7 @@ static bool inline_enter(wp_pool *p)
        change comes first and we see it, or our count comes first and
        shutdown's wait sees it. */
     atomic_fetch_add_explicit(&p->inline_running, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&p->state, memory_order_seq_cst) == RUNNING) return true;
+    if (atomic_load_explicit(&p->state, memory_order_seq_cst) == WP__RUNNING) return true;
     atomic_fetch_sub_explicit(&p->inline_running, 1, memory_order_seq_cst);
     return false;
 }
@@ -376,9 +324,10 @@ static void pause_here(wp__worker *w)
     wp_pool *p = w->pool;
     /* relaxed: a pause issued before the task was submitted is seen, since
        we acquired the task's publication, which came after. */
-    if (!atomic_load_explicit(&p->paused, memory_order_relaxed) || state_of(p) != RUNNING) return;
+    if (!atomic_load_explicit(&p->paused, memory_order_relaxed) || state_of(p) != WP__RUNNING)
+        return;
     atomic_store_explicit(&w->active, 0, memory_order_relaxed);
-    while (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == RUNNING)
+    while (atomic_load_explicit(&p->paused, memory_order_relaxed) && state_of(p) == WP__RUNNING)
         worker_pause(p);
     atomic_store_explicit(&w->active, 1, memory_order_relaxed);
 }
@@ -404,7 +353,7 @@ static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uin
     for (;;) {
         if (top) {
             pause_here(w);
-            if (state_of(p) == DISCARDING) {
+            if (state_of(p) == WP__DISCARDING) {
                 w->left_held = true;
                 w->left_fn = fn;
                 w->left_arg = arg;
@@ -472,7 +421,7 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
 /* Whether some worker's run has a task that has not started (a hint). */
 static bool stealable(wp_pool *p)
 {
-    for (unsigned i = 0; i < p->nworkers; i++) {
+    for (unsigned i = 0, n = used(p); i < n; i++) {
         wp__worker *v = &p->workers[i];
         /* relaxed: hints; steal_one decides. */
         uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
@@ -488,7 +437,7 @@ static bool stealable(wp_pool *p)
 static bool steal_one(wp__worker *self, wp_task_fn *fn, void **arg, uint64_t *pos)
 {
     wp_pool *p = self->pool;
-    unsigned n = p->nworkers;
+    unsigned n = used(p);
     for (unsigned k = 0; k < n; k++) {
         wp__worker *v = &p->workers[(self->id + k) % n];
         /* relaxed: any pair of bounds read, even from two different runs,
@@ -520,20 +469,54 @@ static void room_notify_idle(wp_pool *p)
         room_notify(p, UINT64_MAX);
 }
 
+/* A worker's sleep for work (or a resume). An elastic pool's monitor must
+   not take it for blocking: the time is added to parked_ns (two clock reads
+   around a system call, off the per-task path). */
+static void parked_wait(wp_pool *p, wp__event *ev, uint32_t key)
+{
+    if (!p->elastic) {
+        wp__event_wait(ev, key, WP__NO_DEADLINE);
+        return;
+    }
+    uint64_t t0 = wp__now_ns();
+    wp__event_wait(ev, key, WP__NO_DEADLINE);
+    wp__worker *w = tls_worker;
+    /* relaxed: a statistic for the monitor; written by this thread only. */
+    atomic_store_explicit(&w->parked_ns,
+                          atomic_load_explicit(&w->parked_ns, memory_order_relaxed) +
+                              (wp__now_ns() - t0),
+                          memory_order_relaxed);
+}
+
 /* Sleeps until there may be work or shutdown began; returns at once when
-   the pool is paused (the caller then sleeps in worker_pause). */
-static void worker_park(wp_pool *p)
+   the pool is paused (the caller then sleeps in worker_pause). true: it
+   slept (and may have been woken by a wake_one that others' wakes were
+   folded into: park.h). */
+static bool worker_park(wp_pool *p)
 {
     room_notify_idle(p);
     uint32_t key = wp__event_prepare(&p->work_ev);
     /* seq_cst loads after the registration: see park.h. */
-    bool sleep = state_of(p) == RUNNING &&
+    bool sleep = state_of(p) == WP__RUNNING &&
                  !atomic_load_explicit(&p->paused, memory_order_seq_cst) &&
-                 !wp__ring_maybe_ready(&p->ring) && !stealable(p);
-    if (sleep)
-        wp__event_wait(&p->work_ev, key, WP__NO_DEADLINE);
-    else
+                 !wp__ring_maybe_ready(&p->ring) && !stealable(p) &&
+                 atomic_load_explicit(&p->holders, memory_order_relaxed) <=
+                     atomic_load_explicit(&p->limit, memory_order_relaxed);
+    if (sleep) {
+        parked_wait(p, &p->work_ev, key);
+        if (p->elastic) wp__monitor_poke(p);
+    } else {
         wp__event_cancel(&p->work_ev);
+    }
+    return sleep;
+}
+
+/* A worker that slept and found work: wakes the next sleeper if work is
+   left (queued, or in a busy worker's run). Wakes that came while it was
+   being woken were folded into its own (park.h), so it passes them on. */
+static void pass_wake_on(wp_pool *p)
+{
+    if (wp__pool_has_work(p)) workers_notify(p);
 }
 
 /* Sleeps while the pool is paused and running. */
@@ -543,8 +526,8 @@ static void worker_pause(wp_pool *p)
     uint32_t key = wp__event_prepare(&p->pause_ev);
     /* seq_cst: pairs with the seq_cst stores in wp_pool_resume and
        wp_pool_shutdown, which wake pause_ev after them. */
-    if (state_of(p) == RUNNING && atomic_load_explicit(&p->paused, memory_order_seq_cst))
-        wp__event_wait(&p->pause_ev, key, WP__NO_DEADLINE);
+    if (state_of(p) == WP__RUNNING && atomic_load_explicit(&p->paused, memory_order_seq_cst))
+        parked_wait(p, &p->pause_ev, key);
     else
         wp__event_cancel(&p->pause_ev);
 }
@@ -604,7 +587,7 @@ static void worker_name(const wp_pool *p, unsigned id, char out[16])
     memcpy(out + keep, suffix, (size_t)sl + 1);
 }
 
-static void *worker_main(void *arg)
+void *wp__worker_main(void *arg)
 {
     wp__worker *w = arg;
     wp_pool *p = w->pool;
@@ -613,25 +596,43 @@ static void *worker_main(void *arg)
     pthread_setname_np(pthread_self(), name);
     frame self = {p, NULL};
     tls_frames = &self;
+    tls_worker = w;
     tls_worker_of = p;
     tls_id = (int)w->id;
+    w->done = atomic_load_explicit(&w->completed, memory_order_relaxed); /* an earlier thread's */
+    wp__worker_began(w);
     if (p->cfg.worker_start) p->cfg.worker_start(w->id, p->cfg.user);
 
-    for (;;) {
+    /* A new thread is a spare until it takes a slot. */
+    bool holder = wp__worker_spare(w);
+    bool woken = false; /* it spun or slept for work, and has taken none since */
+    while (holder) {
+        /* More holders than the limit (a blocked worker came back, or the
+           pool shrank): give the slot back between two runs. One load
+           each of two read-mostly words when there is nothing to do. */
+        if (wp__slot_give(p)) {
+            holder = wp__worker_spare(w);
+            continue;
+        }
         int st = state_of(p);
         /* relaxed: see run_claimed. */
-        if (st == RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed)) {
+        if (st == WP__RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed)) {
             worker_pause(p);
             continue;
         }
-        if (st == DISCARDING) break;
+        if (st == WP__DISCARDING) break;
         uint64_t first;
         bool more;
         uint64_t n = wp__ring_claim(&p->ring, w->claim, &first, &more);
         if (n > 0) {
             /* Pass the wake on: tasks are left in the ring (run_claimed
                wakes one itself for a run of more than one). */
-            if (more && n == 1) workers_notify(p);
+            if (woken) {
+                woken = false;
+                pass_wake_on(p);
+            } else if (more && n == 1) {
+                workers_notify(p);
+            }
             /* Grow the claim while tasks are short; back to one after a long
                one. At full size, one run in four is timed (a clock read
                costs as much as a short task's bookkeeping). */
@@ -651,6 +652,10 @@ static void *worker_main(void *arg)
         void *task_arg;
         uint64_t pos;
         if (steal_one(w, &fn, &task_arg, &pos)) {
+            if (woken) {
+                woken = false;
+                pass_wake_on(p);
+            }
             if (!run_from(w, fn, task_arg, pos + 1, pos + 1, true)) break;
             continue;
         }
@@ -661,10 +666,14 @@ static void *worker_main(void *arg)
             sched_yield();
             continue;
         }
-        if (!worker_spin(p)) worker_park(p);
+        /* A spinner that found work is counted on by submitters that saw
+           it spinning (they skip their wake): like a woken one, it passes
+           the wake on once it has taken its share. */
+        woken = worker_spin(p) || worker_park(p);
     }
 
     if (p->cfg.worker_stop) p->cfg.worker_stop(w->id, p->cfg.user);
+    wp__worker_exited(w);
     return NULL;
 }
 
@@ -672,7 +681,7 @@ bool wp__pool_run_one(wp_pool *p)
 {
     if (!wp__worker_of(p)) return false;
     /* relaxed: as in pause_here. A paused pool starts nothing, also here. */
-    if (state_of(p) == RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed))
+    if (state_of(p) == WP__RUNNING && atomic_load_explicit(&p->paused, memory_order_relaxed))
         return false;
     wp__worker *w = &p->workers[tls_id];
     wp_task_fn fn;
@@ -684,7 +693,7 @@ bool wp__pool_run_one(wp_pool *p)
     } else if (!steal_one(w, &fn, &arg, &first)) {
         return false;
     }
-    if (state_of(p) == DISCARDING) {
+    if (state_of(p) == WP__DISCARDING) {
         /* A task waits inside a task (a group wait) while WP_DISCARD runs:
            what it waits for will never start. Drop it here, so that the
            wait can end and the worker be joined. */
@@ -864,7 +873,7 @@ int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t timeout_ns)
 int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n)
 {
     if (!p || !fn || (n > 0 && !args)) return EINVAL;
-    if (n == 0) return forked(p) ? EOWNERDEAD : state_of(p) == RUNNING ? 0 : EPIPE;
+    if (n == 0) return forked(p) ? EOWNERDEAD : state_of(p) == WP__RUNNING ? 0 : EPIPE;
     size_t done;
     return submit(p, fn, args, NULL, n, p->policy == WP_FULL_CALLER_RUNS ? FULL_INLINE : FULL_WAIT,
                   WP__NO_DEADLINE, &done);
@@ -877,10 +886,10 @@ int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n)
 static bool wait_over(wp_pool *p)
 {
     int st = state_of(p);
-    return st == STOPPED || (st == RUNNING && quiescent(p));
+    return st == WP__STOPPED || (st == WP__RUNNING && quiescent(p));
 }
 
-/* Sleeps on idle_ev until wait_over (done) or the pool is STOPPED. */
+/* Sleeps on idle_ev until wait_over (done) or the pool is WP__STOPPED. */
 static void sleep_until(wp_pool *p, bool (*done)(wp_pool *))
 {
     while (!done(p)) {
@@ -923,8 +932,8 @@ void wp_pool_resume(wp_pool *p)
 
 /* ----------------------------------------------------------- shutdown -- */
 
-/* Closes the ring, wakes everybody and joins the first n workers. */
-static void stop_workers(wp_pool *p, unsigned n)
+/* Closes the ring, wakes everybody and joins every thread. */
+static void stop_workers(wp_pool *p)
 {
     wp__ring_close(&p->ring);
     atomic_thread_fence(memory_order_seq_cst);
@@ -932,13 +941,13 @@ static void stop_workers(wp_pool *p, unsigned n)
     wp__event_wake_all(&p->pause_ev);
     wp__event_wake_all(&p->room_ev);
     wp__event_wake_all(&p->idle_ev);
-    for (unsigned i = 0; i < n; i++) pthread_join(p->workers[i].thread, NULL);
+    wp__workers_join(p);
 }
 
 /* After the workers stopped: hands every task not started to on_discard. */
 static void discard_rest(wp_pool *p)
 {
-    for (unsigned i = 0; i < p->nworkers; i++) {
+    for (unsigned i = 0, n = used(p); i < n; i++) {
         wp__worker *w = &p->workers[i];
         if (w->left_held) discard_task(p, w->left_fn, w->left_arg);
         w->left_held = false;
@@ -969,7 +978,7 @@ static void discard_rest(wp_pool *p)
 
 static bool stopped(wp_pool *p)
 {
-    return state_of(p) == STOPPED;
+    return state_of(p) == WP__STOPPED;
 }
 
 static bool no_inline_task(wp_pool *p)
@@ -985,22 +994,22 @@ int wp_pool_shutdown(wp_pool *p, int how)
     if (forked(p)) return EOWNERDEAD;
     if (wp__in_pool(p)) return EDEADLK;
     callers_enter(p);
-    int expected = RUNNING;
+    int expected = WP__RUNNING;
     /* seq_cst: the new state is visible before the ring closes, and pairs
        with inline_enter's check. */
     if (!atomic_compare_exchange_strong_explicit(&p->state, &expected,
-                                                 how == WP_DRAIN ? DRAINING : DISCARDING,
+                                                 how == WP_DRAIN ? WP__DRAINING : WP__DISCARDING,
                                                  memory_order_seq_cst, memory_order_relaxed)) {
         sleep_until(p, stopped); /* another shutdown is under way: let it finish */
         callers_leave(p);
         return EPIPE;
     }
     atomic_store_explicit(&p->paused, 0, memory_order_seq_cst); /* shutdown ends a pause */
-    stop_workers(p, p->nworkers);
+    stop_workers(p);
     if (how == WP_DISCARD) discard_rest(p);
     sleep_until(p, no_inline_task); /* caller-runs tasks that started before */
-    /* release: what shutdown did is visible to whoever sees STOPPED. */
-    atomic_store_explicit(&p->state, STOPPED, memory_order_release);
+    /* release: what shutdown did is visible to whoever sees WP__STOPPED. */
+    atomic_store_explicit(&p->state, WP__STOPPED, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     wp__event_wake_all(&p->idle_ev);
     callers_leave(p);
@@ -1011,9 +1020,13 @@ int wp_pool_shutdown(wp_pool *p, int how)
 
 static void pool_free(wp_pool *p)
 {
-    /* In a child of fork() the lock may have been held by a thread that is
-       not there: leave it as it is. */
-    if (!forked(p)) pthread_mutex_destroy(&p->discard_lock);
+    /* In a child of fork() the locks may have been held by threads that are
+       not there: leave them as they are. */
+    if (!forked(p)) {
+        pthread_mutex_destroy(&p->discard_lock);
+        pthread_mutex_destroy(&p->life_lock);
+    }
+    pthread_attr_destroy(&p->attr);
     wp__ring_free(&p->ring);
     free(p->workers);
     free(p);
@@ -1044,91 +1057,94 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     if (nworkers == 0) nworkers = wp__env_workers();
     if (nworkers == 0) nworkers = wp_cpu_count();
     if (nworkers > WP_MAX_WORKERS) return EINVAL;
+    unsigned max = cfg->max_workers ? cfg->max_workers : nworkers;
+    if (max < nworkers || max > WP_MAX_WORKERS) return EINVAL;
     uint64_t cap = cfg->queue_capacity ? cfg->queue_capacity : WP__DEFAULT_CAPACITY;
     if (cap > WP__RING_MAX_CAP) return EINVAL;
 
-    pthread_attr_t attr;
-    int rc = pthread_attr_init(&attr);
-    if (rc) return rc;
-    if (cfg->stack_size && pthread_attr_setstacksize(&attr, cfg->stack_size) != 0) {
-        pthread_attr_destroy(&attr);
-        return EINVAL;
-    }
-
     wp_pool *p = NULL;
     void *mem = NULL;
-    if (posix_memalign(&mem, WP__CACHE_LINE, sizeof *p) != 0) {
-        pthread_attr_destroy(&attr);
-        return ENOMEM;
-    }
+    if (posix_memalign(&mem, WP__CACHE_LINE, sizeof *p) != 0) return ENOMEM;
     p = mem;
     memset(p, 0, sizeof *p);
-    pthread_mutex_init(&p->discard_lock, NULL); /* default attributes: cannot fail */
-    if ((rc = wp__ring_init(&p->ring, cap)) != 0) {
-        pthread_mutex_destroy(&p->discard_lock);
+    int rc = pthread_attr_init(&p->attr);
+    if (rc) {
         free(p);
-        pthread_attr_destroy(&attr);
+        return rc;
+    }
+    if (cfg->stack_size && pthread_attr_setstacksize(&p->attr, cfg->stack_size) != 0) {
+        pthread_attr_destroy(&p->attr);
+        free(p);
+        return EINVAL;
+    }
+    /* default attributes: cannot fail */
+    pthread_mutex_init(&p->discard_lock, NULL);
+    pthread_mutex_init(&p->life_lock, NULL);
+    if ((rc = wp__ring_init(&p->ring, cap)) != 0) {
+        pool_free(p);
         return rc;
     }
     mem = NULL;
-    if (posix_memalign(&mem, WP__CACHE_LINE, sizeof(wp__worker) * nworkers) != 0) {
+    if (posix_memalign(&mem, WP__CACHE_LINE, sizeof(wp__worker) * max) != 0) {
         pool_free(p);
-        pthread_attr_destroy(&attr);
         return ENOMEM;
     }
     p->workers = mem;
-    memset(p->workers, 0, sizeof(wp__worker) * nworkers);
-    p->nworkers = nworkers;
+    memset(p->workers, 0, sizeof(wp__worker) * max);
+    p->max = max;
+    p->elastic = max > nworkers;
     p->policy = cfg->full_policy;
+    p->idle_timeout_ns = cfg->idle_timeout_ns ? cfg->idle_timeout_ns : WP__IDLE_TIMEOUT_NS;
     p->cfg = *cfg;
     snprintf(p->name, sizeof p->name, "%s", cfg->name ? cfg->name : "wpool");
     p->cfg.name = p->name;
-    atomic_init(&p->state, RUNNING);
+    atomic_init(&p->state, WP__RUNNING);
     atomic_init(&p->paused, 0);
+    atomic_init(&p->forked, 0);
+    atomic_init(&p->used, 0);
+    atomic_init(&p->target, nworkers);
     atomic_init(&p->spinning, 0);
+    atomic_init(&p->limit, (int)nworkers);
+    atomic_init(&p->holders, 0);
+    atomic_init(&p->threads, 0);
+    atomic_init(&p->nspare, 0);
+    atomic_init(&p->nhint, 0);
+    atomic_init(&p->nseen, 0);
+    atomic_init(&p->mon_asleep, 0);
     wp__event_init(&p->work_ev);
     wp__event_init(&p->pause_ev);
     wp__event_init(&p->room_ev);
     wp__event_init(&p->idle_ev);
+    wp__event_init(&p->spare_ev);
+    wp__event_init(&p->mon_ev);
     atomic_init(&p->inline_started, 0);
     atomic_init(&p->inline_done, 0);
     atomic_init(&p->rejected, 0);
     atomic_init(&p->discarded, 0);
     atomic_init(&p->inline_running, 0);
     atomic_init(&p->callers, 0);
-    atomic_init(&p->forked, 0);
-    p->fork_node.child = pool_forked;
-    if ((rc = wp__fork_track(&p->fork_node)) != 0) {
-        pool_free(p);
-        pthread_attr_destroy(&attr);
-        return rc;
-    }
-    for (unsigned i = 0; i < nworkers; i++) {
+    for (unsigned i = 0; i < max; i++) {
         wp__worker *w = &p->workers[i];
         atomic_init(&w->completed, 0);
         atomic_init(&w->active, 0);
+        atomic_init(&w->hinted, 0);
+        atomic_init(&w->spare, 1);
         atomic_init(&w->run_first, 0);
         atomic_init(&w->run_end, 0);
         w->claim = 1;
         w->pool = p;
         w->id = i;
+        w->life = WP__FREE;
+        w->statfd = -1;
     }
-
-    /* Workers start with every signal blocked: signals go to the
-       application's own threads. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    unsigned started = 0;
-    for (; started < nworkers; started++) {
-        rc = pthread_create(&p->workers[started].thread, &attr, worker_main, &p->workers[started]);
-        if (rc) break;
+    p->fork_node.child = pool_forked;
+    if ((rc = wp__fork_track(&p->fork_node)) != 0) {
+        pool_free(p);
+        return rc;
     }
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    pthread_attr_destroy(&attr);
-    if (rc) {
-        atomic_store_explicit(&p->state, DRAINING, memory_order_seq_cst);
-        stop_workers(p, started);
+    if ((rc = wp__workers_start(p, nworkers)) != 0) {
+        atomic_store_explicit(&p->state, WP__DRAINING, memory_order_seq_cst);
+        stop_workers(p);
         wp__fork_untrack(&p->fork_node);
         pool_free(p);
         return rc;
@@ -1164,7 +1180,7 @@ void wp_pool_stats(wp_pool *p, wp_stats *out)
     memset(out, 0, sizeof *out);
     unsigned active = 0;
     uint64_t worker_done = 0;
-    for (unsigned i = 0; i < p->nworkers; i++) {
+    for (unsigned i = 0, n = used(p); i < n; i++) {
         /* relaxed: statistics. */
         active += atomic_load_explicit(&p->workers[i].active, memory_order_relaxed);
         worker_done += atomic_load_explicit(&p->workers[i].completed, memory_order_acquire);
@@ -1173,7 +1189,7 @@ void wp_pool_stats(wp_pool *p, wp_stats *out)
     uint64_t discarded = atomic_load_explicit(&p->discarded, memory_order_acquire);
     uint64_t produced = wp__ring_produced(&p->ring);
     uint64_t gone = worker_done + active + discarded;
-    out->workers = p->nworkers;
+    out->workers = wp_pool_workers(p);
     out->active = active;
     out->capacity = (size_t)p->ring.cap;
     out->queued = produced > gone ? (size_t)(produced - gone) : 0;
@@ -1182,4 +1198,10 @@ void wp_pool_stats(wp_pool *p, wp_stats *out)
     out->completed = worker_done + inline_done;
     out->rejected = atomic_load_explicit(&p->rejected, memory_order_relaxed);
     out->discarded = discarded;
+    /* relaxed: statistics. */
+    out->threads = atomic_load_explicit(&p->threads, memory_order_relaxed);
+    unsigned blocked = atomic_load_explicit(&p->nhint, memory_order_relaxed) +
+                       atomic_load_explicit(&p->nseen, memory_order_relaxed);
+    out->blocked = blocked < out->threads ? blocked : out->threads;
+    out->max_workers = p->max;
 }
