@@ -162,8 +162,10 @@ static void compute(struct job *j)
 {
     if (j->wait_ms) { /* the "database call": a thread blocked in the kernel */
         struct timespec ts = {(time_t)(j->wait_ms / 1000), (long)(j->wait_ms % 1000) * 1000000L};
+        wp_blocking_begin(); /* --max-workers: another thread takes tasks meanwhile */
         while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {
         }
+        wp_blocking_end(); /* (both do nothing off a worker: inline, thread) */
     }
     unsigned char d[32];
     char text[32];
@@ -353,6 +355,7 @@ static int usage(const char *why) /* why NULL: --help */
     fprintf(why ? stderr : stdout,
             "usage: httpd [--addr 127.0.0.1 (numeric)] [--port 8080 (0: any free one)]\n"
             "             [--mode pool|inline|thread] [--workers 0 (one per CPU)] [--queue 1024]\n"
+            "             [--max-workers 0 (= workers; more: threads that replace blocked ones)]\n"
             "             [--max-work 100000 (rounds)] [--max-wait 1000 (ms)]\n");
     return why ? 2 : 0;
 }
@@ -360,13 +363,14 @@ static int usage(const char *why) /* why NULL: --help */
 int main(int argc, char **argv)
 {
     const char *addr = "127.0.0.1";
-    uint64_t port = 8080, workers = 0, queue = 1024;
+    uint64_t port = 8080, workers = 0, max_workers = 0, queue = 1024;
     srv.max_work = 100000;
     srv.max_wait = 1000;
-    static const struct option opts[] = {
-        {"addr", 1, 0, 'a'},     {"port", 1, 0, 'p'},  {"mode", 1, 0, 'm'},
-        {"workers", 1, 0, 'w'},  {"queue", 1, 0, 'q'}, {"max-work", 1, 0, 'k'},
-        {"max-wait", 1, 0, 's'}, {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    static const struct option opts[] = {{"addr", 1, 0, 'a'},        {"port", 1, 0, 'p'},
+                                         {"mode", 1, 0, 'm'},        {"workers", 1, 0, 'w'},
+                                         {"max-workers", 1, 0, 'x'}, {"queue", 1, 0, 'q'},
+                                         {"max-work", 1, 0, 'k'},    {"max-wait", 1, 0, 's'},
+                                         {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
     for (int o; (o = getopt_long(argc, argv, "", opts, NULL)) != -1;) {
         int bad = 0;
         switch (o) {
@@ -378,6 +382,9 @@ int main(int argc, char **argv)
             break;
         case 'w':
             bad = parse_num(optarg, 4096, &workers);
+            break;
+        case 'x':
+            bad = parse_num(optarg, 4096, &max_workers);
             break;
         case 'q':
             bad = parse_num(optarg, 1 << 24, &queue) || queue == 0;
@@ -416,13 +423,16 @@ int main(int argc, char **argv)
        jobs as the queue and the workers hold, the most the loop hands out. */
     wp_config cfg;
     wp_config_init(&cfg);
-    cfg.workers = (unsigned)workers; /* 0: one per usable CPU */
+    cfg.workers = (unsigned)workers;         /* 0: one per usable CPU */
+    cfg.max_workers = (unsigned)max_workers; /* > workers: blocked ones are replaced */
     cfg.queue_capacity = (size_t)queue;
     cfg.name = "httpd";
     cfg.worker_start = worker_start;
     cfg.worker_stop = worker_stop;
     int rc = srv.mode == MODE_POOL ? wp_pool_create(&srv.pool, &cfg) : 0, fd = -1;
-    srv.room = (size_t)queue + (srv.pool ? wp_pool_workers(srv.pool) : 0);
+    wp_stats st = {0};
+    if (srv.pool) wp_pool_stats(srv.pool, &st); /* at most max_workers tasks run at once */
+    srv.room = (size_t)queue + st.max_workers;
     if (rc == 0) rc = wp_chan_create(&srv.done, sizeof(struct job *), srv.room);
     if (rc == 0) rc = wp_chan_fd(srv.done, &fd);
     srv.sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);

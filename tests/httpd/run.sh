@@ -5,7 +5,8 @@
 #   - 400 with a one-line reason for each kind of bad input, 404, 405;
 #   - 503 with Retry-After under a flood (1 worker, a queue of 1, wait=200);
 #   - SIGTERM: a request in flight is still answered, the exit is clean (0)
-#     and the sojourn percentiles per status are printed.
+#     and the sojourn percentiles per status are printed;
+#   - --mode inline, --mode thread and an elastic pool (--max-workers).
 # Servers listen on 127.0.0.1 on a port the kernel picks, run in a temp dir
 # and are killed by pid on any exit. HTTPD_WRAP (e.g. "valgrind -q ...")
 # runs the server under a tool; its exit code is then the tool's.
@@ -127,9 +128,12 @@ done
 stop flood
 grep -Eq '^ *503 +[0-9]+ ' flood.out || fail "flood: no percentiles for 503"
 
-# ---------------------------------------------------- the other modes --
-for mode in inline thread; do
-    start $mode --mode $mode --workers 1
+# ---------------------------------- the other modes, an elastic pool --
+for mode in inline thread elastic; do
+    case $mode in
+    elastic) start $mode --workers 1 --max-workers 4 ;;
+    *) start $mode --mode $mode --workers 1 ;;
+    esac
     [ "$(get '/hash/11?work=2&wait=5')" = "$(sha 11 2)" ] || fail "$mode: digest"
     [ "$(code '/hash/x')" = 400 ] || fail "$mode: 400"
     stop $mode
