@@ -142,6 +142,8 @@ TEST(a_fixed_pool_deadlocks_on_the_same_barrier)
         if (!wait_for(&b.gave_up, 2)) _exit(3);
         wp_pool_shutdown(p, WP_DISCARD);
         int ok = atomic_load(&b.passed) == 0 && atomic_load(&b.gave_up) >= 2;
+        wp_pool_destroy(p);
+        barrier_destroy(&b);
         _exit(ok ? 0 : 1);
     }
     int st = 0;
@@ -319,9 +321,10 @@ TEST(ids_stay_unique_and_hooks_pair_across_threads_that_come_and_go)
     cfg.worker_stop = on_stop;
     wp_pool *p = NULL;
     ASSERT_OK(wp_pool_create(&p, &cfg));
-    unsigned rounds = test_iters(20);
+    unsigned rounds = test_iters(20), most = 0;
     for (unsigned r = 0; r < rounds; r++) {
         unsigned parties = 2 + r % (MAXW - 2);
+        if (parties > most) most = parties;
         barrier b;
         barrier_init(&b, parties, true, 60);
         for (unsigned i = 0; i < parties; i++) ASSERT_OK(wp_submit(p, barrier_task, &b));
@@ -339,7 +342,7 @@ TEST(ids_stay_unique_and_hooks_pair_across_threads_that_come_and_go)
         ASSERT_EQ(atomic_load(&live_ids[i]), 0);
         total += atomic_load(&starts[i]);
     }
-    ASSERT_GE(total, MAXW);
+    ASSERT_GE(total, (int)most); /* at least that many threads ran at once */
     wp_pool_destroy(p);
 }
 

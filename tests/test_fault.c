@@ -195,4 +195,72 @@ TEST(no_allocation_after_create)
     wp_pool_destroy(p);
 }
 
+typedef struct blocker {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int open;
+    atomic_int inside;
+} blocker;
+
+static void hinted_wait(void *arg)
+{
+    blocker *b = arg;
+    wp_blocking_begin();
+    atomic_fetch_add(&b->inside, 1);
+    pthread_mutex_lock(&b->mu);
+    while (!b->open) pthread_cond_wait(&b->cv, &b->mu);
+    pthread_mutex_unlock(&b->mu);
+    wp_blocking_end();
+}
+
+/* An elastic pool that cannot start the threads it wants (pthread_create
+   fails while it grows, from a hint or a resize) keeps working with those
+   it has. */
+TEST(a_failed_thread_start_while_growing_leaves_a_working_pool)
+{
+    wp_config cfg;
+    wp_config_init(&cfg);
+    cfg.workers = 1;
+    cfg.max_workers = 8;
+    cfg.queue_capacity = 64;
+    wp_pool *p;
+    ASSERT_OK(wp_pool_create(&p, &cfg));
+    blocker b = {.open = 0, .inside = 0};
+    pthread_mutex_init(&b.mu, NULL);
+    pthread_cond_init(&b.cv, NULL);
+    atomic_store(&calls, 0);
+    atomic_store(&injected, 0);
+    atomic_store(&fail_at, 1); /* the next thread creation fails */
+    ASSERT_OK(wp_submit(p, hinted_wait, &b));
+    for (int i = 0; i < 2000 && atomic_load(&injected) == 0; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_EQ(atomic_load(&injected), 1);
+    atomic_store(&fail_at, 0);
+    ASSERT_EQ(atomic_load(&b.inside), 1);
+    /* resize reports the error of a failed start, and the target is set */
+    atomic_store(&calls, 0);
+    atomic_store(&fail_at, 1);
+    int rc = wp_pool_resize(p, 4);
+    atomic_store(&fail_at, 0);
+    ASSERT_ERR(rc, EAGAIN);
+    ASSERT_EQ(wp_pool_workers(p), 4);
+    /* The pool still runs tasks (the blocked one's replacement comes now,
+       or the next grow starts it). */
+    pthread_mutex_lock(&b.mu);
+    b.open = 1;
+    pthread_cond_broadcast(&b.cv);
+    pthread_mutex_unlock(&b.mu);
+    for (int i = 0; i < 100; i++) ASSERT_OK(wp_submit(p, nop, NULL));
+    ASSERT_OK(wp_wait(p));
+    wp_stats st;
+    wp_pool_stats(p, &st);
+    ASSERT_UEQ(st.completed, 101);
+    ASSERT_GE(st.threads, 1);
+    wp_pool_destroy(p);
+    pthread_mutex_destroy(&b.mu);
+    pthread_cond_destroy(&b.cv);
+}
+
 TEST_MAIN()
