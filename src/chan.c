@@ -12,7 +12,11 @@
  *     from) copies the value to or from sg->elem, sets success and fired,
  *     drops the lock and wakes the owner with a single atomic exchange on
  *     w->state: after that exchange nobody but the owner touches the
- *     waiter, and the owner may return (its stack goes away).
+ *     waiter, and the owner may return (its stack goes away), unless the
+ *     owner had gone to sleep: then the waker also makes the futex call on
+ *     w->state and stores RELEASED after it, and the owner, which may wake
+ *     early (timeout, spurious wake) and see WOKEN, waits for RELEASED
+ *     before it returns, so no futex call ever names a stack that is gone.
  *   - The owner sleeps until it sees WOKEN. If its timeout passes first it
  *     tries to claim itself; if a partner won instead, the value is on its
  *     way and the owner keeps waiting (without limit: the partner is
@@ -275,8 +279,19 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
         return 0;
     for (;;) {
         futex_wait(&w->state, WP__CHAN_SLEEPING, timed ? &ts : NULL);
-        /* acquire: pairs with the release exchange in wp__chan_wake. */
-        if (atomic_load_explicit(&w->state, memory_order_acquire) == WP__CHAN_WOKEN) return 0;
+        /* acquire: pairs with the release store of RELEASED in
+           wp__chan_wake. We slept, so the waker makes a futex call on
+           w->state after its exchange: wait until it has (it is between
+           the two, which takes no time) before our stack can go away. */
+        uint32_t now = atomic_load_explicit(&w->state, memory_order_acquire);
+        for (unsigned i = 0; now == WP__CHAN_WOKEN; i++) {
+            if (i < WP_CHAN_PAUSES)
+                wp__cpu_relax();
+            else
+                sched_yield();
+            now = atomic_load_explicit(&w->state, memory_order_acquire);
+        }
+        if (now == WP__CHAN_RELEASED) return 0;
         if (timed && past(&ts)) {
             uint32_t open = 0;
             /* relaxed: only one of us and the partners may win (see
@@ -293,13 +308,15 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
 void wp__chan_wake(struct wp__chan_waiter *w)
 {
     /* release: publishes the value copied for the owner, success and fired;
-       pairs with the acquire loads in wp__chan_park. This is our last touch
-       of *w: the owner may return right after it. The futex call only
-       names the address (a stale address is harmless: waits loop), and is
-       made only if the owner went to sleep. */
+       pairs with the acquire loads in wp__chan_park. If the owner did not
+       sleep, this is our last touch of *w: it may return right after. */
     if (atomic_exchange_explicit(&w->state, WP__CHAN_WOKEN, memory_order_release) ==
-        WP__CHAN_SLEEPING)
+        WP__CHAN_SLEEPING) {
         futex_wake(&w->state);
+        /* release: our last touch; the owner waits for it (acquire in
+           wp__chan_park) before it returns. */
+        atomic_store_explicit(&w->state, WP__CHAN_RELEASED, memory_order_release);
+    }
 }
 
 /* ----------------------------------------------------- the operations -- */

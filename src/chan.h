@@ -31,7 +31,8 @@
 /* One sleeping thread. Lives on the owner's stack for one operation. */
 struct wp__chan_waiter {
     /* WP__CHAN_RUNNING -> SLEEPING (owner, before it sleeps) -> WOKEN (the
-       claimant, last thing it does). The futex word. */
+       claimant, last thing it does) or, if the owner slept, WOKEN then
+       RELEASED once the claimant's futex call is made. The futex word. */
     _Atomic uint32_t state;
     /* 0 until claimed; see the top of this file. */
     _Atomic uint32_t done;
@@ -41,7 +42,7 @@ struct wp__chan_waiter {
     struct wp__chan_sudog *fired;
 };
 
-enum { WP__CHAN_RUNNING, WP__CHAN_SLEEPING, WP__CHAN_WOKEN };
+enum { WP__CHAN_RUNNING, WP__CHAN_SLEEPING, WP__CHAN_WOKEN, WP__CHAN_RELEASED };
 
 /* One pending operation on one channel. */
 struct wp__chan_sudog {
