@@ -1135,7 +1135,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
         w->pool = p;
         w->id = i;
         w->life = WP__FREE;
-        w->statfd = -1;
+        w->statfd = w->waitfd = -1;
     }
     p->fork_node.child = pool_forked;
     if ((rc = wp__fork_track(&p->fork_node)) != 0) {

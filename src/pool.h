@@ -76,14 +76,13 @@ typedef struct wp__worker {
     wp_pool *pool;
     unsigned id;
     /* Protected by pool->life_lock. */
-    unsigned life;    /* WP__FREE, WP__ALIVE, WP__EXITED */
-    pthread_t thread; /* valid unless FREE */
-    int statfd;       /* /proc/thread-self/stat of the thread, for the monitor; -1: none */
-    bool leaving;     /* its thread decided to exit (idle timeout) */
-    /* The monitor's last look at the thread: its CPU clock, parked_ns,
-       whether it slept, and when. */
-    uint64_t mon_cpu, mon_parked, mon_at;
-    bool mon_asleep;
+    unsigned life;      /* WP__FREE, WP__ALIVE, WP__EXITED */
+    pthread_t thread;   /* valid unless FREE */
+    int statfd, waitfd; /* its /proc/thread-self/stat and schedstat, for the monitor; -1: none */
+    bool leaving;       /* its thread decided to exit (idle timeout) */
+    /* The monitor's last look at the thread: its CPU clock, its wait for a
+       CPU, parked_ns, and when. */
+    uint64_t mon_cpu, mon_wait, mon_parked, mon_at;
     /* Written by the worker, read by the monitor and stats (relaxed). */
     _Atomic unsigned hinted;    /* inside wp_blocking_begin/end */
     _Atomic unsigned spare;     /* a spare now (not a holder) */

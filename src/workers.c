@@ -52,13 +52,14 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
 #define MON_NS      1000000u   /* the monitor's look while tasks run */
 #define MON_IDLE_NS 100000000u /* ... and while nothing runs */
-#define MON_LOOK    16u        /* most kernel states read a look */
+#define MON_LOOK    8u         /* most threads looked at closely a look */
 #define AT_MAX      (-1)       /* start_thread: max_workers threads alive already */
 
 /* ---------------------------------------------------------------- slots -- */
@@ -205,8 +206,15 @@ void wp__worker_began(wp__worker *w)
        /proc, no descriptor left) the monitor skips the thread and only the
        hints replace it. */
     int fd = open("/proc/thread-self/stat", O_RDONLY | O_CLOEXEC);
+    int wfd = open("/proc/thread-self/schedstat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || wfd < 0) {
+        if (fd >= 0) close(fd);
+        if (wfd >= 0) close(wfd);
+        fd = wfd = -1;
+    }
     pthread_mutex_lock(&p->life_lock);
     w->statfd = fd;
+    w->waitfd = wfd;
     pthread_mutex_unlock(&p->life_lock);
 }
 
@@ -215,7 +223,8 @@ void wp__worker_exited(wp__worker *w)
     wp_pool *p = w->pool;
     pthread_mutex_lock(&p->life_lock);
     if (w->statfd >= 0) close(w->statfd);
-    w->statfd = -1;
+    if (w->waitfd >= 0) close(w->waitfd);
+    w->statfd = w->waitfd = -1;
     if (w->leaving) p->leaving--;
     w->leaving = false;
     /* relaxed: under life_lock; stats read it as a hint. */
@@ -240,38 +249,58 @@ static bool kernel_sleeps(int fd)
     return close_paren[2] == 'S' || close_paren[2] == 'D';
 }
 
+/* Reads /proc/thread-self/schedstat's second number: the time the thread
+   waited for a CPU while runnable, in ns (added when it gets the CPU). */
+static bool read_waited(int fd, uint64_t *wait)
+{
+    char buf[128];
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0) return false;
+    buf[n] = '\0';
+    char *end;
+    strtoull(buf, &end, 10); /* run time: stale while the thread runs; the CPU clock is exact */
+    if (end == buf) return false;
+    char *end2;
+    *wait = strtoull(end, &end2, 10);
+    return end2 != end;
+}
+
 /* How much of the time since the monitor last looked at w's thread it spent
-   blocked, in thousandths (-1: no earlier look to compare with). A thread
-   counts as blocked only if the kernel has it asleep now and had at the
-   last look too (a thread that is runnable but waits for a CPU is R, not
-   asleep, and a short sleep on a lock is rarely seen twice); then its share
-   is the wall time it neither ran (its CPU clock, exact to the
-   nanosecond) nor slept in the pool waiting for work. */
+   blocked, in thousandths; -1: not known (no earlier look to compare with,
+   or the thread is runnable now, when the kernel may not have added its
+   latest wait for a CPU yet). For a thread the kernel has asleep now (state
+   S or D) the share is the wall time it did not run (its CPU clock), wait
+   for a CPU (schedstat: preempted is not blocked) or sleep in the pool for
+   work (parked_ns). So a CPU-bound thread caught in a short sleep on a lock
+   counts only that sleep, and one that never sleeps is never looked at. */
 static long blocked_share(wp__worker *w, uint64_t now)
 {
     clockid_t cid;
     struct timespec ts;
-    if (pthread_getcpuclockid(w->thread, &cid) != 0 || clock_gettime(cid, &ts) != 0) return -1;
+    uint64_t wait;
+    if (pthread_getcpuclockid(w->thread, &cid) != 0 || clock_gettime(cid, &ts) != 0 ||
+        !read_waited(w->waitfd, &wait))
+        return -1;
     uint64_t cpu = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-    bool asleep = kernel_sleeps(w->statfd);
     /* relaxed: a statistic the worker adds to after each sleep. */
     uint64_t parked = atomic_load_explicit(&w->parked_ns, memory_order_relaxed);
     uint64_t dt = now - w->mon_at;
     long share = -1;
     if (w->mon_at != 0 && dt > 0 && dt < 20u * MON_NS) {
-        uint64_t busy = (cpu - w->mon_cpu) + (parked - w->mon_parked);
-        share = !(asleep && w->mon_asleep) || busy >= dt ? 0 : (long)((dt - busy) * 1000 / dt);
+        uint64_t busy = (cpu - w->mon_cpu) + (wait - w->mon_wait) + (parked - w->mon_parked);
+        if (kernel_sleeps(w->statfd)) share = busy >= dt ? 0 : (long)((dt - busy) * 1000 / dt);
     }
     w->mon_cpu = cpu;
+    w->mon_wait = wait;
     w->mon_parked = parked;
-    w->mon_asleep = asleep;
     w->mon_at = now;
     return share;
 }
 
 /* One look: adjusts extra (the monitor's share of the limit). Returns
    whether anything ran or waited (the next look comes soon). */
-static bool monitor_look(wp_pool *p, int *extra, unsigned *low, unsigned *high, unsigned *next)
+static bool monitor_look(wp_pool *p, int *extra, long *smooth, unsigned *low, unsigned *high,
+                         unsigned *next)
 {
     unsigned in_task = 0, looked = 0, idle = 0;
     long shares = 0; /* sum of the looked-at threads' blocked shares, thousandths */
@@ -304,6 +333,10 @@ static bool monitor_look(wp_pool *p, int *extra, unsigned *low, unsigned *high, 
        those looked at); running: the busy holders times what is left, in
        thousandths of a thread. */
     long b = looked ? shares / looked : 0;
+    /* Smoothed over looks (a quarter of the new one each time): the share
+       comes from a few threads caught at one moment. */
+    *smooth = looked ? (3 * *smooth + b) / 4 : *smooth;
+    b = *smooth;
     long running = (long)in_task * (1000 - b);
     /* relaxed: statistics. */
     atomic_store_explicit(&p->nseen, (unsigned)(((long)in_task * b + 500) / 1000),
@@ -319,10 +352,14 @@ static bool monitor_look(wp_pool *p, int *extra, unsigned *low, unsigned *high, 
         if (busy > doubled) busy = doubled;
         if (busy - target > want) want = busy - target;
     } else if (*high >= 2) {
+        /* Down by half the extra at most a look: the share seen blocked
+           is a sample. */
+        long floor_ = *extra / 2;
         if (!waiting)
             want = *extra - (long)idle;
         else if (busy - target < want)
             want = busy - target;
+        if (want < floor_ && waiting) want = floor_;
     }
     if (want < 0) want = 0;
     if (want > (long)p->max - target) want = (long)p->max - target;
@@ -344,11 +381,17 @@ static void *monitor_main(void *arg)
     snprintf(name, sizeof name, "%.11s-mon", p->name);
     pthread_setname_np(pthread_self(), name);
     int extra = 0;
+    long smooth = 0;
     unsigned low = 0, high = 0, next = 0;
+    uint64_t rnd = (uint64_t)(uintptr_t)p ^ wp__now_ns();
     bool busy = true;
     while (wp__state(p) == WP__RUNNING) {
         if (busy) {
-            struct timespec ts = {0, MON_NS};
+            /* MON_NS on average, but never the same twice: tasks that sleep
+               on timers of the same period would otherwise always be seen
+               at the same phase (the kernel fires nearby timers together). */
+            rnd = rnd * 6364136223846793005u + 1442695040888963407u;
+            struct timespec ts = {0, (long)(MON_NS / 2 + (rnd >> 33) % MON_NS)};
             nanosleep(&ts, NULL);
         } else {
             /* relaxed store, then the event's seq_cst registration: a worker
@@ -362,7 +405,7 @@ static void *monitor_main(void *arg)
             atomic_store_explicit(&p->mon_asleep, 0, memory_order_relaxed);
         }
         if (wp__state(p) != WP__RUNNING) break;
-        busy = monitor_look(p, &extra, &low, &high, &next);
+        busy = monitor_look(p, &extra, &smooth, &low, &high, &next);
     }
     return NULL;
 }
