@@ -129,7 +129,9 @@ WP_EXTERN int wp_submit_timeout(wp_pool *p, wp_task_fn fn, void *arg, uint64_t t
 /* Queues fn(args[i]) for i in [0, n), waiting for room whatever the policy
    (WP_FULL_CALLER_RUNS: runs the overflow on the caller). Submits all n, or
    fails with EPIPE when the pool was shut down meanwhile (the tasks already
-   queued stay queued). n 0 returns 0. EINVAL: p, fn or (n > 0) args NULL. */
+   queued stay queued). n 0 submits nothing and says whether the pool takes
+   tasks: 0, EPIPE (shut down) or EOWNERDEAD (inherited across fork()).
+   EINVAL: p, fn or (n > 0) args NULL. */
 WP_EXTERN int wp_submit_batch(wp_pool *p, wp_task_fn fn, void *const *args, size_t n);
 
 /* Waits until no task is queued or running, tasks submitted by tasks
