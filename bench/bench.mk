@@ -12,6 +12,7 @@
 #   make bench-flood   10,000,000 jobs from one producer into each pool: time
 #                      and peak RSS
 #   make bench-icount  instructions per task (callgrind): submit, batch, worker
+#   make bench-xcore   the hot path in pinned cache-line round trips per task
 #   make bench-redis   wpool-redis through a local redis-server: jobs/s with 1
 #                      and 2 consumers, commands per job, push-to-ack latency
 #   make bench-load    under load (bench/load/run.sh): wrk against the example
@@ -46,6 +47,14 @@ bench: bench-configure
 bench-icount: bench-configure
 	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_icount
 	sh bench/icount.sh $(BENCH_BUILD)
+
+# The hot path in units of the machine's limit, from one run (bench/xcore.c):
+# a pinned two-core cache-line round trip, then Empty and channel rows as
+# round trips per task or handoff, beside issue 15's targets (~20 s).
+.PHONY: bench-xcore
+bench-xcore: bench-configure
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_xcore
+	$(BENCH_OUT)/wpool_xcore --out $(BENCH_OUT)
 
 bench-peers-build:
 	@sh bench/deps.sh $(BENCH_PKGS)
