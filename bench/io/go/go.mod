@@ -1,0 +1,3 @@
+module wpoolio
+
+go 1.19
