@@ -18,6 +18,10 @@
 #   make bench-load    under load (bench/load/run.sh): wrk against the example
 #                      server and Go net/http, and an open loop of Poisson
 #                      arrivals; tables, CSV/JSON and two plots (~7 minutes)
+#   make bench-io      blocking work (bench/io/run.sh): tasks that poll() a
+#                      timerfd for 1 ms then hash, on fixed pools of 1..512
+#                      workers, the elastic pool and peers; table, CSV/JSON
+#                      and a plot (~7 minutes)
 #
 # Knobs (environment): WPOOL_BENCH_ROUNDS (5), WPOOL_BENCH_TIME (seconds per
 # round, 0.2), WPOOL_BENCH_ROWS (comma list of names or globs, e.g.
@@ -97,6 +101,20 @@ bench-load:
 	  cmake --build $(BENCH_BUILD) -j$(JOBS) --target example_httpd; \
 	else echo "bench-load: no example_httpd target (libevent-dev?): its rows are left out"; fi
 	bash bench/load/run.sh $(BENCH_BUILD)
+
+# Blocking work (bench/io/run.sh, knobs at its top: WPOOL_IO_SECONDS...). A:
+# poll() on a timerfd for 1 ms, then ~50 us of SHA-256; B: the seed job; C:
+# both alternating. Fixed wpool pools of 1..512 workers, the elastic pool
+# (workers = CPUs, max_workers 512) with and without wp_blocking_begin/end,
+# Go, GThreadPool, a thread per task, libuv; WPOOL_IO_DOCS=1 copies the plot
+# to docs/bench-io.png.
+IO_PKGS := libuv1-dev libglib2.0-dev pkg-config golang-go gnuplot-nox
+.PHONY: bench-io
+bench-io:
+	@sh bench/deps.sh $(IO_PKGS)
+	@$(MAKE) --no-print-directory bench-configure
+	cmake --build $(BENCH_BUILD) -j$(JOBS) --target wpool_io
+	bash bench/io/run.sh $(BENCH_BUILD)
 
 # wpool-redis on this machine (redis/bench/run.sh, knobs at its top:
 # WPOOL_REDIS_BENCH_JOBS...): push 100,000 seed jobs, serve them with 1 and 2
