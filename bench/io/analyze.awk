@@ -5,11 +5,12 @@
 # io.csv on stdout and C's 100 ms windows into `windows`.
 #   steady: jobs/s over the second half of the run
 #   t90_ms: the first sample at which the last 20 ms ran at >= 0.9 x steady
-#   C: per 100 ms window jobs/s; a phase's rate is the mean of its windows
+#   C: per 100 ms window jobs/s (empty where no sample fell in it: a Go
+#   sampler starved by its goroutines); a phase's rate is the mean of its windows
 #   from 200 ms after its switch on; the reference for A (B) phases is the
 #   best fixed pool's; settle: ms from a switch to the end of the first
 #   window at >= 0.9 x that reference (-1: never in that phase)
-BEGIN { FS = ","; step = int(100 / sample_ms) }
+BEGIN { FS = "," }
 FNR == NR {
     key = $1 "," $2; keys[++nk] = key
     n = split($3, kv, " ")
@@ -36,9 +37,14 @@ END {
         for (i = 2; i < n; i++) if (rate(key, i - 2, i) >= 0.9 * steady[key]) { t90[key] = T[key, i]; break }
         split(key, nm, ",")
         if (nm[2] != "C") continue
-        nw[key] = int(last / step)
+        # window k: from the first sample at or after 100k ms to the first at
+        # or after 100(k+1) ms; none when the sampler was late across it
+        nw[key] = int(T[key, last] / 100); a = 0
         for (k = 0; k < nw[key]; k++) {
-            W[key, k] = rate(key, k * step, (k + 1) * step)
+            b = a; while (b < last && T[key, b] < (k + 1) * 100) b++
+            WI[key, k] = a
+            if (b == a) { a = b; continue }
+            W[key, k] = rate(key, a, b); a = b
             ph = int(k * 100 / phase_ms); kind = ph % 2 ? "B" : "A"
             if (k * 100 >= ph * phase_ms + 200) { sum[key, kind] += W[key, k]; cnt[key, kind]++ }
         }
@@ -57,14 +63,14 @@ END {
             for (q = 1; q * phase_ms < nw[key] * 100; q++) {
                 kind = q % 2 ? "B" : "A"; s = -1
                 for (k = int(q * phase_ms / 100); k < nw[key] && k * 100 < (q + 1) * phase_ms; k++)
-                    if (W[key, k] >= 0.9 * ref[kind]) { s = (k + 1) * 100 - q * phase_ms; break }
+                    if ((key, k) in W && W[key, k] >= 0.9 * ref[kind]) { s = (k + 1) * 100 - q * phase_ms; break }
                 settles = settles (q > 1 ? ";" : "") s
                 if (s < 0 || smax < 0) smax = -1; else if (s > smax) smax = s
             }
             for (k = 0; k < nw[key]; k++) {
                 ph = int(k * 100 / phase_ms); kind = ph % 2 ? "B" : "A"
-                printf "%s,%d,%d,%s,%.0f,%s,%.0f\n", nm[1], k, (k + 1) * 100, kind, W[key, k],
-                       TH[key, (k + 1) * step], ref[kind] > windows
+                printf "%s,%d,%d,%s,%s,%s,%.0f\n", nm[1], k, (k + 1) * 100, kind,
+                       (key, k) in W ? sprintf("%.0f", W[key, k]) : "", TH[key, WI[key, k]], ref[kind] > windows
             }
         }
         st = R[key, "status"]; if (st == "") st = "FAILED:no-result"

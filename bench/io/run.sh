@@ -170,7 +170,7 @@ awk -f "$here/analyze.awk" -v sample_ms=$sample_ms -v phase_ms="$phase" -v windo
     echo "bench-io: a task = poll() on a timerfd for $wait_us us, then $reps seed jobs (C; Go: ${go_reps:-none}) of SHA-256 (~$target_us us); B: one seed job"
     echo "A and B: ${secs} s per cell; C: A/B alternating every $phase ms for ${csecs} s; at most $inflight tasks queued"
     echo "machine: $machine; load $(load_now)"
-    awk -F, -v ncpu="$ncpu" '
+    awk -F, -v ncpu="$ncpu" -v idle_to="${idle_to:-5000}" '
     NR == 1 { next }
     { k = $1 "," $2; name[NR] = $1; sh[NR] = $2; n = NR; for (i = 1; i <= NF; i++) v[k, i] = $i
       if ($26 == "ok" && $3 == "fixed" && $2 == "A" && $12 > bestA) { bestA = $12; bestAn = $1 }
@@ -184,6 +184,9 @@ awk -f "$here/analyze.awk" -v sample_ms=$sample_ms -v phase_ms="$phase" -v windo
             if (v[k, 26] != "ok") { printf "%-24s %s\n", name[i], v[k, 26]; continue }
             printf "%-24s %8s %11.0f %8s %8s %8s %8s\n", name[i], v[k, 4] (v[k, 5] != v[k, 4] ? "/" v[k, 5] : ""),
                    v[k, 12], x(v[k, 12], bestA), v[k, 13], v[k, 15], v[k, 14] }
+        printf "(jobs/s: the second half of the run; t90: when the last 20 ms first ran at >= 90%% of that;\n"
+        printf " threads: most seen, stats.threads for wpool, the whole process for peers; max cpu: most\n"
+        printf " tasks inside their CPU part at once, a preempted one included)\n"
         printf "\nB (one seed job, CPU only): vs wpool/fixed-2\n"
         printf "%-24s %8s %11s %8s %8s\n", "name", "workers", "jobs/s", "vs fix-2", "max cpu"
         for (i = 2; i <= n; i++) if (sh[i] == "B") { k = name[i] ",B"
@@ -214,7 +217,7 @@ awk -f "$here/analyze.awk" -v sample_ms=$sample_ms -v phase_ms="$phase" -v windo
         }
         if ((a ",C", 26) in v && v[a ",C", 26] == "ok") {
             printf "  C: adaptive settles within %s ms of each switch (<= 200): %s\n", v[a ",C", 19], pf(v[a ",C", 19] >= 0 && v[a ",C", 19] <= 200)
-            printf "  C: adaptive threads back to workers %s ms after the end (<= idle_timeout + 100)\n", v[a ",C", 21]
+            printf "  C: adaptive threads back to workers %s ms after the end of load (<= idle_timeout %d + 100): %s\n", v[a ",C", 21], idle_to, pf(v[a ",C", 21] != "" && v[a ",C", 21] <= idle_to + 100)
         }
         if ((a ",idle", 26) in v)
             printf "  idle: adaptive %s ms over 1 s after load (< 1): %s\n", v[a ",idle", 23], pf(v[a ",idle", 23] < 1)
