@@ -1,4 +1,4 @@
-# awk -f analyze.awk -v sample_ms=10 -v phase_ms=2000 -v windows=W.csv RESULTS SAMPLES
+# awk -f analyze.awk -v phase_ms=2000 -v windows=W.csv RESULTS SAMPLES
 # bench/io/run.sh's arithmetic, one place for the C and Go rows. RESULTS:
 # "name,shape,RESULT k=v ..." per cell; SAMPLES: name,shape,t_ms,jobs,threads
 # (cumulative finished tasks every sample_ms from the first submit). Prints

@@ -162,7 +162,7 @@ for s in A B C idle; do
 done
 
 csv=$out/io.csv txt=$out/io.txt wcsv=$out/io-windows.csv
-awk -f "$here/analyze.awk" -v sample_ms=$sample_ms -v phase_ms="$phase" -v windows="$wcsv" \
+awk -f "$here/analyze.awk" -v phase_ms="$phase" -v windows="$wcsv" \
     "$results" "$samples" >"$csv"
 
 # ----------------------------------------------------------------- table --
