@@ -500,8 +500,7 @@ static bool worker_park(wp_pool *p)
     bool sleep = state_of(p) == WP__RUNNING &&
                  !atomic_load_explicit(&p->paused, memory_order_seq_cst) &&
                  !wp__ring_maybe_ready(&p->ring) && !stealable(p) &&
-                 atomic_load_explicit(&p->holders, memory_order_relaxed) <=
-                     atomic_load_explicit(&p->limit, memory_order_relaxed);
+                 atomic_load_explicit(&p->holders, memory_order_relaxed) <= wp__slot_room(p);
     if (sleep) {
         parked_wait(p, &p->work_ev, key);
         if (p->elastic) wp__monitor_poke(p);
@@ -1121,6 +1120,8 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     wp__event_init(&p->room_ev);
     wp__event_init(&p->idle_ev);
     wp__event_init(&p->spare_ev);
+    wp__event_init(&p->back_ev);
+    atomic_init(&p->nback, 0);
     wp__event_init(&p->mon_ev);
     atomic_init(&p->inline_started, 0);
     atomic_init(&p->inline_done, 0);

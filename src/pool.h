@@ -112,7 +112,7 @@ struct wp_pool {
     _Atomic int forked;      /* 1 in a child process that inherited the pool */
     _Atomic unsigned used;   /* worker records ever used: ids below it (scans stop there) */
     _Atomic unsigned target; /* wp_pool_workers: tasks to keep running */
-    wp__event work_ev, pause_ev, room_ev, idle_ev, spare_ev; /* each on its own cache line */
+    wp__event work_ev, pause_ev, room_ev, idle_ev, spare_ev, back_ev; /* each on its own line */
     /* Written by workers as they start and stop spinning for work. */
     alignas(WP__CACHE_LINE) _Atomic unsigned spinning;
     /* Slots (see the top): written when a worker blocks, comes back, or
@@ -122,6 +122,7 @@ struct wp_pool {
     _Atomic unsigned threads; /* worker threads alive */
     _Atomic unsigned nspare;  /* of them spares, or started and not yet holders */
     _Atomic unsigned nhint;   /* workers inside wp_blocking_begin/end */
+    _Atomic unsigned nback;   /* workers back from a block, waiting for a slot */
     _Atomic unsigned nseen;   /* workers the monitor last saw asleep in a task */
     /* Off the hot path: caller-runs tasks, rejections, discards. */
     alignas(WP__CACHE_LINE) _Atomic uint64_t inline_started;
@@ -196,13 +197,22 @@ int wp__workers_start(wp_pool *p, unsigned n);
 void wp__workers_join(wp_pool *p);
 
 /* On a worker, at the top of its loop: gives the worker's slot back if
-   there are more holders than the limit. true: it is a spare now. */
+   there are more holders than the limit leaves room for. true: it is a
+   spare now. */
+static inline int wp__slot_room(wp_pool *p)
+{
+    /* relaxed: hints; the CAS in wp__slot_give decides. Threads back from a
+       block (nback) go before the others: their slots are kept. */
+    return atomic_load_explicit(&p->limit, memory_order_relaxed) -
+           (int)atomic_load_explicit(&p->nback, memory_order_relaxed);
+}
+
 static inline bool wp__slot_give(wp_pool *p)
 {
-    /* relaxed: a hint first, so the common case costs two plain loads; the
-       CAS decides. */
+    /* relaxed: a hint first, so the common case costs three plain loads;
+       the CAS decides. */
     int h = atomic_load_explicit(&p->holders, memory_order_relaxed);
-    while (h > atomic_load_explicit(&p->limit, memory_order_relaxed))
+    while (h > wp__slot_room(p))
         /* relaxed: the count is all that is shared; what a spare does next
            is synchronised through spare_ev. */
         if (atomic_compare_exchange_weak_explicit(&p->holders, &h, h - 1, memory_order_relaxed,

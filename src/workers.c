@@ -64,23 +64,31 @@
 
 /* ---------------------------------------------------------------- slots -- */
 
-/* Takes a slot while there are fewer holders than the limit. */
-static bool slot_take(wp_pool *p)
+/* The slots a thread may take: below the limit, less those kept for the
+   threads coming back from wp_blocking_end (`back`: they go first, so that
+   started tasks finish before new ones start). */
+static int slot_room(wp_pool *p, bool back)
+{
+    /* relaxed: a hint; the CAS in slot_take decides. */
+    return back ? atomic_load_explicit(&p->limit, memory_order_relaxed) : wp__slot_room(p);
+}
+
+/* Takes a slot while there are fewer holders than slot_room. */
+static bool slot_take(wp_pool *p, bool back)
 {
     /* relaxed: as in wp__slot_give. */
     int h = atomic_load_explicit(&p->holders, memory_order_relaxed);
-    while (h < atomic_load_explicit(&p->limit, memory_order_relaxed))
+    while (h < slot_room(p, back))
         if (atomic_compare_exchange_weak_explicit(&p->holders, &h, h + 1, memory_order_relaxed,
                                                   memory_order_relaxed))
             return true;
     return false;
 }
 
-static bool slot_free(wp_pool *p)
+static bool slot_free(wp_pool *p, bool back)
 {
     /* relaxed: a hint; slot_take decides. */
-    return atomic_load_explicit(&p->holders, memory_order_relaxed) <
-           atomic_load_explicit(&p->limit, memory_order_relaxed);
+    return atomic_load_explicit(&p->holders, memory_order_relaxed) < slot_room(p, back);
 }
 
 /* ------------------------------------------------------------- threads -- */
@@ -124,16 +132,24 @@ static int start_thread(wp_pool *p)
     return 0;
 }
 
-/* The limit may have risen: wakes spares for the free slots and starts the
-   threads still missing. 0 or pthread_create's error. */
+/* The limit may have risen: wakes the threads coming back from a block
+   first, then spares for the free slots left, and starts the threads still
+   missing. 0 or pthread_create's error. */
 static int grow(wp_pool *p)
 {
-    if (!slot_free(p)) return 0;
+    if (!slot_free(p, true)) return 0;
+    /* relaxed: a count; those threads recheck after their registration. */
+    if (atomic_load_explicit(&p->nback, memory_order_relaxed) > 0) {
+        /* seq_cst fence: the raised limit before the check of back_ev's
+           waiters (park.h). */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (wp__event_has_waiters(&p->back_ev)) wp__event_wake_all(&p->back_ev);
+    }
+    if (!slot_free(p, false)) return 0;
     int rc = 0;
     pthread_mutex_lock(&p->life_lock);
     /* relaxed: counts; the spares recheck after their registration. */
-    int missing = atomic_load_explicit(&p->limit, memory_order_relaxed) -
-                  atomic_load_explicit(&p->holders, memory_order_relaxed);
+    int missing = slot_room(p, false) - atomic_load_explicit(&p->holders, memory_order_relaxed);
     int spares = (int)atomic_load_explicit(&p->nspare, memory_order_relaxed);
     if (missing > 0 && spares > 0) {
         /* seq_cst fence: the raised limit before the check of spare_ev's
@@ -161,19 +177,22 @@ bool wp__worker_spare(wp__worker *w)
     if (!atomic_load_explicit(&w->spare, memory_order_relaxed)) {
         atomic_store_explicit(&w->spare, 1, memory_order_relaxed);
         atomic_fetch_add_explicit(&p->nspare, 1, memory_order_relaxed);
+        /* The slot just given back may be what a thread back from a block
+           waits for. */
+        if (atomic_load_explicit(&p->nback, memory_order_relaxed) > 0) grow(p);
     }
     uint64_t deadline = p->elastic ? wp__deadline(p->idle_timeout_ns) : WP__NO_DEADLINE;
     bool holder = false;
     for (;;) {
         /* Also while draining: the holders there may be gone. */
-        if (slot_take(p)) {
+        if (slot_take(p, false)) {
             holder = true;
             break;
         }
         if (wp__state(p) != WP__RUNNING) break;
         uint32_t key = wp__event_prepare(&p->spare_ev);
         /* after prepare's fence (park.h); pairs with grow's. */
-        if (slot_free(p) || wp__state(p) != WP__RUNNING) {
+        if (slot_free(p, false) || wp__state(p) != WP__RUNNING) {
             wp__event_cancel(&p->spare_ev);
             continue;
         }
@@ -446,6 +465,7 @@ void wp__workers_join(wp_pool *p)
     /* The state changed before (seq_cst): spares and monitor see it. */
     atomic_thread_fence(memory_order_seq_cst);
     wp__event_wake_all(&p->spare_ev);
+    wp__event_wake_all(&p->back_ev);
     wp__event_wake_all(&p->mon_ev);
     if (p->have_monitor) pthread_join(p->monitor, NULL);
     p->have_monitor = false;
@@ -494,13 +514,43 @@ void wp_blocking_begin(void)
     /* relaxed: hints for the monitor and stats. */
     atomic_store_explicit(&w->hinted, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&p->nhint, 1, memory_order_relaxed);
-    /* seq_cst: the raised limit before grow's reads (and a spare's recheck
+    if (!p->elastic) return; /* a fixed pool only counts */
+    /* seq_cst: the raised limit before grow's reads (and a waiter's recheck
        after its registration). */
     atomic_fetch_add_explicit(&p->limit, 1, memory_order_seq_cst);
     /* No system call unless someone can be woken or started. */
-    if (slot_free(p) && (atomic_load_explicit(&p->nspare, memory_order_relaxed) > 0 ||
-                         atomic_load_explicit(&p->threads, memory_order_relaxed) < p->max))
+    if (slot_free(p, true) && (atomic_load_explicit(&p->nspare, memory_order_relaxed) > 0 ||
+                               atomic_load_explicit(&p->nback, memory_order_relaxed) > 0 ||
+                               atomic_load_explicit(&p->threads, memory_order_relaxed) < p->max))
         grow(p);
+}
+
+/* Back from a block with more holders than the limit: gives the slot back
+   and waits for one before running more of the task, so that at most
+   `target` threads run outside their blocks (Go's rule: a thread back from
+   a system call needs a P). Threads coming back go before spares. */
+static void wait_back(wp_pool *p)
+{
+    /* seq_cst: counted before the idle holders' recheck (they give their
+       slots to us: wp__slot_room) and before our own wait's. */
+    atomic_fetch_add_explicit(&p->nback, 1, memory_order_seq_cst);
+    shed(p);
+    if (wp__slot_give(p)) {
+        while (!slot_take(p, true) && wp__state(p) == WP__RUNNING) {
+            uint32_t key = wp__event_prepare(&p->back_ev);
+            /* after prepare's fence (park.h); pairs with grow's. */
+            if (slot_free(p, true) || wp__state(p) != WP__RUNNING) {
+                wp__event_cancel(&p->back_ev);
+                continue;
+            }
+            wp__event_wait(&p->back_ev, key, WP__NO_DEADLINE);
+        }
+        /* Shutting down: the task finishes whatever the count says (the
+           slots no longer matter). */
+    }
+    atomic_fetch_sub_explicit(&p->nback, 1, memory_order_seq_cst);
+    /* Slots may be left that spares were kept from. */
+    if (slot_free(p, false)) grow(p);
 }
 
 void wp_blocking_end(void)
@@ -508,9 +558,14 @@ void wp_blocking_end(void)
     wp__worker *w = wp__self();
     if (!w || w->hint_depth == 0 || --w->hint_depth > 0) return;
     wp_pool *p = w->pool;
-    /* relaxed: the surplus holder gives its slot back at its next claim
-       (wp__slot_give reads the limit relaxed too). */
-    atomic_fetch_sub_explicit(&p->limit, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&p->nhint, 1, memory_order_relaxed);
+    if (p->elastic) {
+        /* seq_cst: ordered before the check of holders below. */
+        atomic_fetch_sub_explicit(&p->limit, 1, memory_order_seq_cst);
+        /* Still `hinted` while it waits, so the monitor leaves it alone. */
+        if (atomic_load_explicit(&p->holders, memory_order_seq_cst) >
+            atomic_load_explicit(&p->limit, memory_order_seq_cst))
+            wait_back(p);
+    }
     atomic_store_explicit(&w->hinted, 0, memory_order_relaxed);
 }
