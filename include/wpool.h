@@ -194,13 +194,18 @@ WP_EXTERN int wp_pool_resize(wp_pool *p, unsigned workers);
  * a replacement must be woken or started, and do nothing on a thread that
  * is no worker. A fixed pool counts them in stats.blocked only.
  *
+ * On an elastic pool a thread that comes back (wp_blocking_end) while the
+ * pool already runs `workers` tasks gives its slot back and waits for one,
+ * before the spares: at most `workers` threads run outside their blocks.
+ *
  * Without hints an elastic pool still notices blocked workers: a monitor
- * thread (named "<name>-mon"), while tasks run, looks every millisecond at
- * up to 16 of the workers that are inside a task: the kernel's state of the
- * thread (one pread of its /proc/thread-self/stat, a descriptor each worker
- * of an elastic pool keeps open) and its CPU clock. A thread asleep at two
- * looks in a row counts as blocked for the share of the time it neither ran
- * nor waited for work; a thread that is runnable but waits for a CPU never
+ * thread (named "<name>-mon"), while tasks run, looks about every
+ * millisecond (jittered) at up to 8 of the workers that are inside a task:
+ * the kernel's state of the thread (one pread of /proc/thread-self/stat),
+ * its CPU clock and its time waiting for a CPU (/proc/thread-self/schedstat;
+ * each worker of an elastic pool keeps those two descriptors open). A thread
+ * asleep now counts as blocked for the share of the time it neither ran,
+ * waited for a CPU nor slept in the pool for work; a runnable thread never
  * does. When tasks wait while fewer than `workers` run, two looks in a row,
  * the pool grows so that at the share seen blocked `workers` would run (at
  * most doubling a look); when more run, or holders sit idle with nothing

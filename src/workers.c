@@ -24,22 +24,27 @@
  *   starts the threads still missing, up to max_workers.
  *
  * The monitor (elastic pools only)
- *   One thread that looks, every MON_NS while tasks run, at the holders that
- *   are inside a task and not hinted: for up to MON_LOOK of them, the
- *   kernel's state (one pread of /proc/thread-self/stat, a descriptor the
- *   worker opened for it) and the thread's CPU clock. A thread asleep at
- *   this look and the last counts as blocked for the share of the interval
- *   it neither ran nor slept in the pool waiting for work (parked_ns); a
- *   runnable thread waiting for a CPU (state R) and a short sleep on a lock
- *   inside a CPU-bound task do not count. When tasks wait and fewer than
- *   `target` run (busy holders times what is left of the mean share), two
- *   looks in a row, it raises `extra` (its share of the limit) so that the
- *   running ones would reach the target at that share (at most doubling
- *   the busy holders a look); when more than the target run, or holders sit
- *   idle with nothing queued, two looks in a row, it lowers it again and
- *   wakes the idle holders so that the surplus gives its slots back. While
- *   nothing runs it looks every MON_IDLE_NS only, and a worker that wakes
- *   from its sleep for work pokes it.
+ *   One thread that looks, every MON_NS on average (jittered) while tasks
+ *   run, at the holders that are inside a task and not hinted: for up to
+ *   MON_LOOK of them, the kernel's state (a pread of /proc/thread-self/stat,
+ *   a descriptor the worker opened for it), the thread's CPU clock and its
+ *   wait for a CPU (schedstat). A thread asleep now counts as blocked for
+ *   the share of the interval it neither ran, waited for a CPU nor slept in
+ *   the pool waiting for work (parked_ns); a runnable thread (state R) is
+ *   not looked at. When tasks wait and fewer than `target` run (busy holders
+ *   times what is left of the smoothed share), two looks in a row, it raises
+ *   `extra` (its share of the limit) so that the running ones would reach
+ *   the target at that share (at most doubling the busy holders a look);
+ *   when more than the target run, or holders sit idle with nothing queued,
+ *   two looks in a row, it lowers it again (by half at most while tasks
+ *   wait) and wakes the idle holders so that the surplus gives its slots
+ *   back. While nothing runs it looks every MON_IDLE_NS only, and a worker
+ *   that wakes from its sleep for work pokes it.
+ *
+ * Threads back from a block (wp_blocking_end) while holders > limit give
+ *   their slot back and wait on back_ev for one (nback): they go before
+ *   spares and new threads (slot_room), and idle holders give their slots
+ *   to them.
  *
  * Shutdown (wp__workers_join): no_more_threads is set under life_lock, so
  * grow starts nothing more; then the spares and the monitor are woken and
