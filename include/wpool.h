@@ -16,8 +16,8 @@
  *       ENOMEM     out of memory (or pthread_create's error)
  *       ECANCELED  the group was cancelled
  *       EDEADLK    the call would wait forever on itself
-       EOWNERDEAD the pool was inherited across fork(): its workers are not
-                  in this process
+ *       EOWNERDEAD the pool was inherited across fork(): its workers are not
+ *                  in this process
  *     On error nothing is changed and no half-made object is left behind.
  *     The library never aborts, prints or exits.
  *   - Timeouts are relative nanoseconds on CLOCK_MONOTONIC; WP_FOREVER waits
