@@ -210,6 +210,8 @@ static void worker_started(unsigned id, void *user)
     if (wake) pthread_cond_broadcast(&tp->cv); /* thpool_init */
 }
 
+#define THPOOL_RING 16384u /* slots of an unbounded pool's ring (512 KiB) */
+
 /* $WPOOL_THPOOL_BOUND as a positive decimal number, else 0 (unbounded). */
 static size_t env_bound(void)
 {
@@ -234,8 +236,10 @@ threadpool thpool_init(int num_threads)
     wp_config_init(&cfg);
     cfg.workers = num_threads > 0 ? (unsigned)num_threads : 0; /* 0: wpool's default */
     cfg.name = "thread-pool";                                  /* as C-Thread-Pool names them */
-    cfg.queue_capacity = bound;                                /* 0: wpool's default */
-    cfg.full_policy = bound ? WP_FULL_BLOCK : WP_FULL_REJECT;  /* EAGAIN: to the overflow */
+    /* Unbounded: a ring of THPOOL_RING slots takes bursts of that many
+       without the overflow (the seed's 10,000 jobs an op, say). */
+    cfg.queue_capacity = bound ? bound : THPOOL_RING;
+    cfg.full_policy = bound ? WP_FULL_BLOCK : WP_FULL_REJECT; /* EAGAIN: to the overflow */
     cfg.worker_start = worker_started;
     cfg.user = tp;
     if (wp_pool_create(&tp->pool, &cfg) != 0) {

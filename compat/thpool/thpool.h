@@ -8,7 +8,7 @@
  * Same seven functions, same `threadpool` type, same results, with these
  * differences, all on purpose:
  *   - The queue: thpool_add_work never waits, as in C-Thread-Pool. Jobs go
- *     into wpool's preallocated ring of 4096 slots without allocating
+ *     into wpool's preallocated ring of 16384 slots without allocating
  *     (C-Thread-Pool mallocs every job); once it is full, into an overflow
  *     of 4 KiB chunks (255 jobs each), allocated then and freed as the ring
  *     takes them back. Jobs start in the order they were added, across

@@ -122,7 +122,7 @@ TEST(destroy_paused_pool_returns_and_runs_nothing_queued)
     threadpool tp = thpool_init(2);
     ASSERT(tp != NULL);
     thpool_pause(tp);
-    for (int i = 0; i < 10000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    for (int i = 0; i < 30000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
     thpool_destroy(tp); /* the ring's jobs and the overflow's */
     ASSERT_EQ(atomic_load(&ran), 0);
 }
@@ -410,9 +410,15 @@ TEST(add_work_never_waits_under_a_lock_its_jobs_take)
     ASSERT(tp != NULL);
     unsigned failed = add_under_the_gil(tp, 5000);
     int done = gil_done; /* thpool_wait returned: every job's write is seen */
+    /* And with far more than the ring's 16384 slots, so that most go
+       through the overflow while the workers wait for the lock. */
+    unsigned failed_more = add_under_the_gil(tp, 50000);
+    int done_more = gil_done;
     thpool_destroy(tp);
     ASSERT_EQ(failed, 0);
     ASSERT_EQ(done, 5000);
+    ASSERT_EQ(failed_more, 0);
+    ASSERT_EQ(done_more, 50000);
 }
 
 /* Only a positive number turns the bound on: anything else keeps the
@@ -423,11 +429,11 @@ TEST(invalid_bound_values_are_ignored)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         threadpool tp = init_with_bound(2, bad[i]);
         ASSERT(tp != NULL);
-        unsigned failed = add_under_the_gil(tp, 5000);
+        unsigned failed = add_under_the_gil(tp, 20000);
         int done = gil_done;
         thpool_destroy(tp);
         ASSERT_EQ(failed, 0);
-        ASSERT_EQ(done, 5000);
+        ASSERT_EQ(done, 20000);
     }
 }
 
@@ -451,7 +457,7 @@ TEST(bounded_pool_runs_everything_when_no_lock_is_held)
 }
 
 /* With one thread, jobs start in the order they were added: the ring's
-   4096 first, then the overflow's, then those added once it drained. */
+   16384 first, then the overflow's, then those added once it drained. */
 static atomic_uint fifo_next;
 static unsigned *fifo_seen;
 
@@ -469,7 +475,7 @@ TEST(jobs_start_in_the_order_they_were_added)
     atomic_store(&fifo_next, 0);
     threadpool tp = thpool_init(1);
     ASSERT(tp != NULL);
-    thpool_pause(tp); /* everything after the first 4096 goes to the overflow */
+    thpool_pause(tp); /* everything after the first 16384 goes to the overflow */
     for (unsigned i = 0; i < n; i++) ASSERT_OK(thpool_add_work(tp, fifo_job, (void *)(uintptr_t)i));
     thpool_resume(tp);
     for (unsigned i = n; i < 2 * n; i++) /* while the overflow drains */
@@ -559,14 +565,14 @@ TEST(destroy_drops_queued_jobs_in_the_overflow)
     threadpool tp = thpool_init(1);
     ASSERT(tp != NULL);
     ASSERT_OK(thpool_add_work(tp, gate_job, &ran));
-    for (int i = 0; i < 10000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
+    for (int i = 0; i < 30000; i++) ASSERT_OK(thpool_add_work(tp, count_job, &ran));
     wait_started(1);
     pthread_t t;
     ASSERT_OK(pthread_create(&t, NULL, open_gate_later, NULL));
     thpool_destroy(tp);
     unsigned after = atomic_load(&ran);
     pthread_join(t, NULL);
-    ASSERT_EQ(after, 1); /* the running job finished; the 10000 queued never ran */
+    ASSERT_EQ(after, 1); /* the running job finished; the 30000 queued never ran */
 }
 
 /* A flood from one producer: the overflow grows to about n/2 jobs while the
@@ -673,10 +679,10 @@ TEST(a_child_of_fork_gets_minus_one_and_destroy_returns)
 {
     for (int mid_overflow = 0; mid_overflow < 2; mid_overflow++) {
         atomic_uint ran = 0;
-        unsigned n = 10000;
+        unsigned n = 30000;
         forked_pool = thpool_init(2);
         ASSERT(forked_pool != NULL);
-        thpool_pause(forked_pool); /* past the ring's 4096: the feeder starts */
+        thpool_pause(forked_pool); /* past the ring's 16384: the feeder starts */
         for (unsigned i = 0; i < n; i++) ASSERT_OK(thpool_add_work(forked_pool, count_job, &ran));
         if (!mid_overflow) {
             thpool_resume(forked_pool);
