@@ -99,6 +99,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool stealable(wp_pool *p);
 
@@ -1031,6 +1032,12 @@ static void pool_free(wp_pool *p)
         pthread_mutex_destroy(&p->life_lock);
     }
     pthread_attr_destroy(&p->attr);
+    /* The monitor's descriptors of threads that never exited here (a child
+       of fork() inherited them); elsewhere each thread closed its own. */
+    for (unsigned i = 0; p->workers && i < p->max; i++) {
+        if (p->workers[i].statfd >= 0) close(p->workers[i].statfd);
+        if (p->workers[i].waitfd >= 0) close(p->workers[i].waitfd);
+    }
     wp__ring_free(&p->ring);
     free(p->workers);
     free(p);
