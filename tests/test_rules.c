@@ -47,7 +47,8 @@ static int in_child(void (*fn)(void), unsigned secs)
     return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
-static void tick(void *arg)
+/* Counts one run in the atomic_int at arg. */
+static void mark(void *arg)
 {
     atomic_fetch_add((atomic_int *)arg, 1);
 }
@@ -57,7 +58,7 @@ static void tick(void *arg)
 static void grow_claims(wp_pool *p)
 {
     atomic_int n = 0;
-    for (int i = 0; i < 1000; i++) wp_submit(p, tick, &n);
+    for (int i = 0; i < 1000; i++) wp_submit(p, mark, &n);
     wp_wait(p);
 }
 
@@ -256,11 +257,6 @@ typedef struct nested {
 static void noop(void *arg)
 {
     (void)arg;
-}
-
-static void mark(void *arg)
-{
-    atomic_fetch_add((atomic_int *)arg, 1);
 }
 
 /* Runs inline on A's worker, as B's caller-runs overflow. */
