@@ -12,15 +12,28 @@
  *
  * Nothing waits behind a running task
  *   What a worker claimed and has not started stays available to the
- *   others: a worker that claims more than one task publishes the run
- *   [run_first, run_end) on a line of its own and wakes a sleeping worker,
- *   and an idle worker (or one helping inside a wait) takes the run's last
- *   unstarted task and lowers run_end (steal_one). The owner takes from the
- *   front and thieves from the end, so what thieves took is always a
- *   suffix: the owner stops at the first task it finds taken. Before its
- *   next task's checks the owner takes that task (so that it knows whether
- *   the one it just ran was its last, and clears `active` before counting
- *   it); between two tasks it holds at most that one.
+ *   others. A worker that claims more than one task publishes the run
+ *   [run_next, run_end) and wakes a sleeping worker; it takes from the front
+ *   (run_next: it owns every position below), thieves from the end (they
+ *   lower run_end), as in a Chase-Lev deque or Cilk's THE protocol:
+ *     owner, to take pos:  run_next = pos + 1; light fence;
+ *                          pos < run_end ? take it : decide under run_lock
+ *     thief (run_lock held): run_end -= k; heavy fence;
+ *                          run_next > run_end ? give back what the owner has
+ *   The two fences make a Dekker pair: either the owner sees the lowered
+ *   end, or the thief sees the owner's claim. The owner's is a compiler
+ *   barrier and the thief's a membarrier(2) system call (membar.h), so
+ *   that the per-task path has no atomic read-modify-write and no fence: a
+ *   store and a load on two lines the owner has in its cache. The price is
+ *   the thief's: tens of microseconds in a VM, where the call interrupts
+ *   every CPU running the process. So thieves steal only from a run that
+ *   is stuck: whose owner took no task for WP__STALL_NS (a task that
+ *   blocks, or runs long). A run that moves is left to its owner, which is
+ *   done with it in microseconds (runs grow only while tasks are short).
+ *   An idle worker takes half of what is left, publishes it as a run of
+ *   its own (it may be stolen from in turn), and runs it; a worker helping
+ *   inside a wait takes one task, and takes from its own run at once (no
+ *   fence: it is the same thread).
  *
  * Sleeping (park.h)
  *   work_ev   idle workers. A submitter wakes one only when one sleeps; a
@@ -82,6 +95,7 @@
  */
 #include "cpu.h"
 #include "fork.h"
+#include "membar.h"
 #include "park.h"
 #include "pool.h"
 #include "ring.h"
@@ -129,6 +143,12 @@ bool wp__worker_of(const wp_pool *p)
 wp__worker *wp__self(void)
 {
     return tls_worker;
+}
+
+uint64_t wp__pool_stolen(wp_pool *p)
+{
+    /* relaxed: a statistic. */
+    return atomic_load_explicit(&p->stolen, memory_order_relaxed);
 }
 
 bool wp__pool_has_work(wp_pool *p)
@@ -333,16 +353,103 @@ static void pause_here(wp__worker *w)
     atomic_store_explicit(&w->active, 1, memory_order_relaxed);
 }
 
+/* run_lock: held by a thief for a steal (a system call, in there), and by
+   an owner publishing a run or deciding who has its last task. */
+static void run_lock(wp__worker *v)
+{
+    unsigned spins = 0;
+    /* acquire: pairs with run_unlock; what the last holder wrote is seen. */
+    while (atomic_exchange_explicit(&v->run_lock, 1, memory_order_acquire)) {
+        /* relaxed: wait until it looks free, then try again. */
+        while (atomic_load_explicit(&v->run_lock, memory_order_relaxed)) {
+            if (++spins < WP__SPIN_PAUSES)
+                wp__cpu_relax();
+            else
+                sched_yield(); /* the holder may be waiting for a CPU: this one */
+        }
+    }
+}
+
+static bool run_trylock(wp__worker *v)
+{
+    /* relaxed load: a busy lock is skipped without taking the line. */
+    return !atomic_load_explicit(&v->run_lock, memory_order_relaxed) &&
+           !atomic_exchange_explicit(&v->run_lock, 1, memory_order_acquire);
+}
+
+static void run_unlock(wp__worker *v)
+{
+    /* release: pairs with the acquire in run_lock and run_trylock. */
+    atomic_store_explicit(&v->run_lock, 0, memory_order_release);
+}
+
+/* Off the per-task path: kept out of run_from's loop, whose registers it
+   would take. */
+#if defined(__GNUC__)
+#define WP__SLOW   __attribute__((noinline, cold))
+#define WP__INLINE __attribute__((always_inline)) inline
+#else
+#define WP__SLOW
+#define WP__INLINE inline
+#endif
+
+/* The owner's take of pos from its published run, whose slot is idx (see
+   the top of the file). false: a thief has it, and everything after it. */
+static WP__SLOW bool run_take_slow(wp__worker *w, uint64_t idx, uint64_t pos, wp_task_fn *fn, void **arg)
+{
+    /* A thief lowered the end to pos or below, or is about to give some
+       back: under the lock the end is final. run_next is pos + 1 already,
+       so a thief that comes after leaves pos alone. */
+    run_lock(w);
+    /* relaxed: under the lock. */
+    bool mine = pos < atomic_load_explicit(&w->run_end, memory_order_relaxed);
+    run_unlock(w);
+    if (mine) wp__ring_take_at(&w->pool->ring, idx, pos, fn, arg);
+    return mine;
+}
+
+static inline bool run_take(wp__worker *w, uint64_t idx, uint64_t pos, wp_task_fn *fn, void **arg,
+                            bool light)
+{
+    wp_pool *p = w->pool;
+    /* relaxed, with the light fence: see the top of the file. */
+    atomic_store_explicit(&w->run_next, pos + 1, memory_order_relaxed);
+    wp__membar_light(light);
+    if (pos < atomic_load_explicit(&w->run_end, memory_order_relaxed)) {
+        wp__ring_take_at(&p->ring, idx, pos, fn, arg);
+        return true;
+    }
+    return run_take_slow(w, idx, pos, fn, arg);
+}
+
+/* On a worker stopping in the middle of its published run (WP_DISCARD):
+   what it has not taken is left for shutdown, and no thief may take it. */
+static WP__SLOW void run_close(wp__worker *w, uint64_t next)
+{
+    run_lock(w);
+    /* relaxed: under the lock. */
+    uint64_t end = atomic_load_explicit(&w->run_end, memory_order_relaxed);
+    if (end > next) {
+        atomic_store_explicit(&w->run_end, next, memory_order_relaxed);
+        w->left_first = next;
+        w->left_n = end - next;
+    }
+    run_unlock(w);
+}
+
 /*
  * Runs fn(arg), already taken, then the tasks claimed at [next, end) one by
- * one, taking each before the checks that precede it. Before each task at
- * the top level (top): waits while paused; stops if the pool is being
- * discarded (returns false, leaving the held task and the rest for
- * shutdown). A nested run (top false: help while waiting) runs its one task
- * at once. Stops at the first task another thread took: the rest were taken
- * too (thieves take from the end).
+ * one, taking each before the checks that precede it. [next, end) is the
+ * rest of a published run (next < end), or empty. Before each task at the
+ * top level (top): waits while paused; stops if the pool is being discarded
+ * (returns false, leaving the held task and the rest for shutdown). A
+ * nested run (top false: help while waiting) runs its one task at once.
+ * Stops where thieves have taken the rest. light: p->light, a constant in
+ * each of the two copies (run_from and run_from_fenced), so that the loop
+ * does not test it per task.
  */
-static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uint64_t end, bool top)
+static WP__INLINE bool run_from_(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next,
+                                 uint64_t end, bool top, bool light)
 {
     wp_pool *p = w->pool;
     uint64_t idx = next < end ? wp__ring_index(&p->ring, next) : 0; /* the slot of next */
@@ -351,15 +458,19 @@ static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uin
        the next (only a pause or the run's last task clears it), and a nested
        run (top false) runs inside a task, where it is 1 already. */
     atomic_store_explicit(&w->active, 1, memory_order_relaxed);
+    w->depth++; /* from here to the end of the run: it is inside a task */
     for (;;) {
-        if (top) {
+        /* relaxed: as in pause_here; a discard seen a task late is a task
+           run, not lost. */
+        if (top && atomic_load_explicit(&p->paused, memory_order_relaxed)) {
             pause_here(w);
             if (state_of(p) == WP__DISCARDING) {
                 w->left_held = true;
                 w->left_fn = fn;
                 w->left_arg = arg;
-                w->left_first = next;
-                w->left_n = end - next;
+                w->left_n = 0;
+                if (next < end) run_close(w, next);
+                w->depth--;
                 atomic_store_explicit(&w->active, 0, memory_order_relaxed);
                 return false;
             }
@@ -367,23 +478,22 @@ static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uin
         /* A slot came free. relaxed hint only: the fenced check after the
            run catches a submitter that registered just now. */
         if (wp__event_has_waiters(&p->room_ev)) room_notify(p, last);
-        w->depth++;
         fn(arg);
-        w->depth--;
-        bool more = next < end && wp__ring_take_at(&p->ring, idx, next, &fn, &arg);
+        bool more = next < end && run_take(w, idx, next, &fn, &arg, light);
         if (more) {
             last = next++;
             idx = wp__ring_next(idx, p->ring.cap);
         } else {
             /* Cleared before the last count, so that whoever sees this run
                complete (wp_wait) sees the worker idle too. */
-            atomic_store_explicit(&w->active, w->depth > 0, memory_order_relaxed);
+            atomic_store_explicit(&w->active, w->depth > 1, memory_order_relaxed);
         }
         /* release: the task's effects (and the active store) before its
            count; pairs with the acquire in completed_sum. */
         atomic_store_explicit(&w->completed, ++w->done, memory_order_release);
         if (!more) break;
     }
+    w->depth--;
     /* seq_cst fence: the completions and slot releases above come before
        the checks of room_ev and idle_ev waiters (park.h's protocol). */
     atomic_thread_fence(memory_order_seq_cst);
@@ -392,71 +502,147 @@ static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uin
     return true;
 }
 
-/* Runs the n tasks claimed from position first (see run_from). A run of
-   more than one is published for thieves first, and a sleeping worker is
-   woken to take from it: the first task may block. */
+static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uint64_t end, bool top)
+{
+    return run_from_(w, fn, arg, next, end, top, true);
+}
+
+/* Where membarrier(2) is missing: a fence per task instead. */
+static WP__SLOW bool run_from_fenced(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next,
+                                     uint64_t end, bool top)
+{
+    return run_from_(w, fn, arg, next, end, top, false);
+}
+
+/* Runs the n tasks at [first, first + n), which this worker owns (claimed
+   from the ring, or stolen), as in run_from. A run of more than one is
+   published for thieves first, and a sleeping worker is woken to watch it:
+   the first task may block. */
 static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
 {
     wp_pool *p = w->pool;
     if (n > 1) {
-        /* relaxed: thieves read the two in any order and from any run; what
-           they take is decided by the slot's CAS (steal_one). */
-        atomic_store_explicit(&w->run_first, first + 1, memory_order_relaxed);
-        /* seq_cst: the run is visible before workers_notify's check of
-           sleepers, which pairs with a sleeper's recheck (park.h). */
-        atomic_store_explicit(&w->run_end, first + n, memory_order_seq_cst);
+        /* Under the lock: a thief reads both bounds of one run. */
+        run_lock(w);
+        /* relaxed: under the lock. */
+        atomic_store_explicit(&w->run_next, first + 1, memory_order_relaxed);
+        atomic_store_explicit(&w->run_end, first + n, memory_order_relaxed);
+        run_unlock(w);
+        /* seq_cst fence: the run is visible before workers_notify's check
+           of sleepers, which pairs with a sleeper's recheck (park.h). */
+        atomic_thread_fence(memory_order_seq_cst);
         workers_notify(p);
     }
     wp_task_fn fn;
     void *arg;
-    bool ok = true;
-    /* A thief may have taken even the first (it read an older run's bounds
-       together with this one's): then it took them all. */
-    if (wp__ring_take(&p->ring, first, &fn, &arg))
-        ok = run_from(w, fn, arg, first + 1, first + n, top);
-    /* relaxed: emptying is a hint for spinners (the slots decide). */
-    if (n > 1 && ok) atomic_store_explicit(&w->run_end, first, memory_order_relaxed);
-    return ok;
+    wp__ring_take(&p->ring, first, &fn, &arg);
+    uint64_t end = n > 1 ? first + n : first + 1;
+    if (!p->light) return run_from_fenced(w, fn, arg, first + 1, end, top);
+    return run_from(w, fn, arg, first + 1, end, top);
+}
+
+/* Whether v's published run seems to have a task not started (a hint: the
+   end's slot is still full; reads v's run_end line, not the one v writes
+   per task). */
+static bool run_unstarted(wp_pool *p, wp__worker *v)
+{
+    /* relaxed: a hint; the bounds under run_lock decide. */
+    uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
+    return end > 0 && wp__ring_unstarted(&p->ring, end - 1);
 }
 
 /* Whether some worker's run has a task that has not started (a hint). */
 static bool stealable(wp_pool *p)
 {
-    for (unsigned i = 0, n = used(p); i < n; i++) {
-        wp__worker *v = &p->workers[i];
-        /* relaxed: hints; steal_one decides. */
-        uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
-        uint64_t first = atomic_load_explicit(&v->run_first, memory_order_relaxed);
-        if (end > first && wp__ring_unstarted(&p->ring, end - 1)) return true;
-    }
+    for (unsigned i = 0, n = used(p); i < n; i++)
+        if (run_unstarted(p, &p->workers[i])) return true;
     return false;
 }
 
-/* Takes the last unstarted task of some worker's run (this worker's own
-   first: it helps inside a wait), and lowers that run's end. true: *fn and
-   *arg, the task at *pos, are ours to start. */
-static bool steal_one(wp__worker *self, wp_task_fn *fn, void **arg, uint64_t *pos)
+/* Whether v's run has looked stuck for WP__STALL_NS: v took no task since
+   a thief first saw it so (any thief: they share what they saw, in v's
+   record). Reads the line v writes per task, and writes the one v reads
+   per task only when v moved: called about once a microsecond at most, by
+   workers with nothing else to do. */
+static bool run_stuck(wp__worker *v, uint64_t now)
+{
+    /* relaxed: hints; a torn pair only makes a steal come early or late. */
+    uint64_t next = atomic_load_explicit(&v->run_next, memory_order_relaxed);
+    if (atomic_load_explicit(&v->seen_next, memory_order_relaxed) != next) {
+        atomic_store_explicit(&v->seen_next, next, memory_order_relaxed);
+        atomic_store_explicit(&v->seen_at, now, memory_order_relaxed);
+        return false;
+    }
+    return now - atomic_load_explicit(&v->seen_at, memory_order_relaxed) >= WP__STALL_NS;
+}
+
+/* Takes tasks not started from the end of v's run: half of them (at least
+   one) with half, else one. Returns how many, the first at *first; they
+   are self's to run. */
+static uint64_t steal_from(wp__worker *self, wp__worker *v, bool half, uint64_t *first)
+{
+    wp_pool *p = self->pool;
+    if (!run_trylock(v)) return 0; /* another thief, or v publishes: not now */
+    /* relaxed: under the lock, v's run_end is ours; run_next only grows
+       while the run lasts. */
+    uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
+    uint64_t next = atomic_load_explicit(&v->run_next, memory_order_relaxed);
+    uint64_t k = 0;
+    if (next < end) {
+        k = half ? (end - next + 1) / 2 : 1;
+        atomic_store_explicit(&v->run_end, end - k, memory_order_relaxed);
+        /* The heavy side of the fence pair (none on our own run: program
+           order); then v's run_next counts every position it took. */
+        if (v != self) wp__membar_heavy(p->light);
+        next = atomic_load_explicit(&v->run_next, memory_order_relaxed);
+        if (next > end - k) {
+            /* v took some of them meanwhile: ours are what it has not. v
+               waits for the lock to learn where its run ends now. */
+            k = next < end ? end - next : 0;
+            atomic_store_explicit(&v->run_end, end - k, memory_order_relaxed);
+        }
+    }
+    run_unlock(v);
+    *first = end - k;
+    return k;
+}
+
+/* Takes tasks that some worker claimed and has not started: this worker's
+   own (it helps inside a wait: nested, one task) first, then a stuck run's
+   (half of it at the top level: top). Returns how many, the first at
+   *first. */
+static uint64_t steal_some(wp__worker *self, bool top, uint64_t *first)
 {
     wp_pool *p = self->pool;
     unsigned n = used(p);
+    uint64_t now = 0;
     for (unsigned k = 0; k < n; k++) {
         wp__worker *v = &p->workers[(self->id + k) % n];
-        /* relaxed: any pair of bounds read, even from two different runs,
-           spans claimed positions only (each run was claimed before it was
-           stored), and the slot's CAS lets one thread alone take a task. */
-        uint64_t end = atomic_load_explicit(&v->run_end, memory_order_relaxed);
-        uint64_t first = atomic_load_explicit(&v->run_first, memory_order_relaxed);
-        if (end <= first || !wp__ring_steal(&p->ring, end - 1, fn, arg)) continue;
-        *pos = end - 1;
-        /* seq_cst: lowers the end for the next thief (fails harmlessly if
-           the owner has moved on to another run), ordered before the check
-           of sleepers in workers_notify. */
-        uint64_t seen = end;
-        atomic_compare_exchange_strong_explicit(&v->run_end, &seen, *pos, memory_order_seq_cst,
-                                                memory_order_relaxed);
-        if (*pos > first && wp__ring_unstarted(&p->ring, *pos - 1))
-            workers_notify(p); /* pass the wake on */
-        return true;
+        if (!run_unstarted(p, v)) continue;
+        if (v != self) {
+            if (now == 0) now = wp__now_ns();
+            if (!run_stuck(v, now)) continue;
+        }
+        uint64_t got = steal_from(self, v, top && v != self, first);
+        if (got) {
+            /* relaxed: a statistic. */
+            if (v != self) atomic_fetch_add_explicit(&p->stolen, got, memory_order_relaxed);
+            return got;
+        }
+    }
+    return 0;
+}
+
+/* Whether a stuck run waits for a thief (for spinners, between yields). */
+static bool steal_ready(wp__worker *self)
+{
+    wp_pool *p = self->pool;
+    uint64_t now = 0;
+    for (unsigned i = 0, n = used(p); i < n; i++) {
+        wp__worker *v = &p->workers[i];
+        if (v == self || !run_unstarted(p, v)) continue;
+        if (now == 0) now = wp__now_ns();
+        if (run_stuck(v, now)) return true;
     }
     return false;
 }
@@ -560,16 +746,20 @@ static bool spin_step(spin *s, uint64_t deadline)
     return true;
 }
 
-/* Spins up to WP__SPIN_NS for a task; true if one (or a state change) came. */
-static bool worker_spin(wp_pool *p)
+/* Spins up to WP__SPIN_NS for a task; true if one (or a state change, or a
+   stuck run to steal from) came. Runs are looked at between yields only:
+   their owners' lines are not pulled from them per poll. */
+static bool worker_spin(wp__worker *w)
 {
+    wp_pool *p = w->pool;
     /* seq_cst: a submitter that reads spinning > 0 skips its wake-up, so this
        count must be visible before we stop looking for work (see below). */
     atomic_fetch_add_explicit(&p->spinning, 1, memory_order_seq_cst);
     spin s = {0, 0};
     bool found;
     do {
-        found = wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring) || stealable(p);
+        found = wp__ring_has_task(&p->ring) || wp__ring_closed(&p->ring) ||
+                (s.until != 0 && steal_ready(w));
     } while (!found && spin_step(&s, WP__NO_DEADLINE));
     /* seq_cst: ordered before the recheck in worker_park (if we give up), so
        a task whose submitter saw us spinning is seen there. */
@@ -648,15 +838,13 @@ void *wp__worker_main(void *arg)
             }
             continue;
         }
-        wp_task_fn fn;
-        void *task_arg;
-        uint64_t pos;
-        if (steal_one(w, &fn, &task_arg, &pos)) {
+        n = steal_some(w, true, &first);
+        if (n > 0) {
             if (woken) {
                 woken = false;
                 pass_wake_on(p);
             }
-            if (!run_from(w, fn, task_arg, pos + 1, pos + 1, true)) break;
+            if (!run_claimed(w, first, n, true)) break;
             continue;
         }
         if (wp__ring_closed(&p->ring)) {
@@ -669,7 +857,7 @@ void *wp__worker_main(void *arg)
         /* A spinner that found work is counted on by submitters that saw
            it spinning (they skip their wake): like a woken one, it passes
            the wake on once it has taken its share. */
-        woken = worker_spin(p) || worker_park(p);
+        woken = worker_spin(w) || worker_park(p);
     }
 
     if (p->cfg.worker_stop) p->cfg.worker_stop(w->id, p->cfg.user);
@@ -688,11 +876,9 @@ bool wp__pool_run_one(wp_pool *p)
     void *arg;
     uint64_t first;
     bool more;
-    if (wp__ring_claim(&p->ring, 1, &first, &more) > 0) {
-        if (!wp__ring_take(&p->ring, first, &fn, &arg)) return true; /* a thief ran it */
-    } else if (!steal_one(w, &fn, &arg, &first)) {
+    if (wp__ring_claim(&p->ring, 1, &first, &more) == 0 && steal_some(w, false, &first) == 0)
         return false;
-    }
+    wp__ring_take(&p->ring, first, &fn, &arg);
     if (state_of(p) == WP__DISCARDING) {
         /* A task waits inside a task (a group wait) while WP_DISCARD runs:
            what it waits for will never start. Drop it here, so that the
@@ -923,13 +1109,13 @@ void wp_pool_pause(wp_pool *p)
     if (!p) return;
     /* seq_cst: ordered before the tasks the caller submits next, which the
        workers acquire before they look at `paused`. */
-    atomic_store_explicit(&p->paused, 1, memory_order_seq_cst);
+    atomic_fetch_or_explicit(&p->paused, WP__PAUSED, memory_order_seq_cst);
 }
 
 void wp_pool_resume(wp_pool *p)
 {
     if (!p) return;
-    atomic_store_explicit(&p->paused, 0, memory_order_seq_cst);
+    atomic_fetch_and_explicit(&p->paused, ~WP__PAUSED, memory_order_seq_cst);
     /* seq_cst store, then wake: pairs with the seq_cst load of paused in
        worker_pause after its registration. */
     wp__event_wake_all(&p->pause_ev);
@@ -959,8 +1145,8 @@ static void discard_rest(wp_pool *p)
         for (uint64_t k = 0; k < w->left_n; k++) {
             wp_task_fn fn;
             void *arg;
-            /* Those another worker took before it stopped were run there. */
-            if (wp__ring_take(&p->ring, w->left_first + k, &fn, &arg)) discard_task(p, fn, arg);
+            wp__ring_take(&p->ring, w->left_first + k, &fn, &arg);
+            discard_task(p, fn, arg);
         }
         w->left_n = 0;
     }
@@ -976,7 +1162,8 @@ static void discard_rest(wp_pool *p)
         for (uint64_t k = 0; k < n; k++) {
             wp_task_fn fn;
             void *arg;
-            if (wp__ring_take(&p->ring, first + k, &fn, &arg)) discard_task(p, fn, arg);
+            wp__ring_take(&p->ring, first + k, &fn, &arg);
+            discard_task(p, fn, arg);
         }
     }
 }
@@ -1009,7 +1196,10 @@ int wp_pool_shutdown(wp_pool *p, int how)
         callers_leave(p);
         return EPIPE;
     }
-    atomic_store_explicit(&p->paused, 0, memory_order_seq_cst); /* shutdown ends a pause */
+    /* Shutdown ends a pause; a discarding one makes workers look at the
+       state between two tasks. */
+    atomic_store_explicit(&p->paused, how == WP_DISCARD ? WP__DISCARD_BIT : 0,
+                          memory_order_seq_cst);
     stop_workers(p);
     if (how == WP_DISCARD) discard_rest(p);
     sleep_until(p, no_inline_task); /* caller-runs tasks that started before */
@@ -1104,6 +1294,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     memset(p->workers, 0, sizeof(wp__worker) * max);
     p->max = max;
     p->elastic = max > nworkers;
+    p->light = wp__membar_setup();
     p->policy = cfg->full_policy;
     p->idle_timeout_ns = cfg->idle_timeout_ns ? cfg->idle_timeout_ns : WP__IDLE_TIMEOUT_NS;
     p->cfg = *cfg;
@@ -1134,6 +1325,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
     atomic_init(&p->inline_done, 0);
     atomic_init(&p->rejected, 0);
     atomic_init(&p->discarded, 0);
+    atomic_init(&p->stolen, 0);
     atomic_init(&p->inline_running, 0);
     atomic_init(&p->callers, 0);
     for (unsigned i = 0; i < max; i++) {
@@ -1142,8 +1334,11 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
         atomic_init(&w->active, 0);
         atomic_init(&w->hinted, 0);
         atomic_init(&w->spare, 1);
-        atomic_init(&w->run_first, 0);
+        atomic_init(&w->run_next, 0);
         atomic_init(&w->run_end, 0);
+        atomic_init(&w->run_lock, 0);
+        atomic_init(&w->seen_next, 0);
+        atomic_init(&w->seen_at, 0);
         w->claim = 1;
         w->pool = p;
         w->id = i;

@@ -50,25 +50,33 @@
 #ifndef WP__SPIN_NS
 #define WP__SPIN_NS 20000u /* idle workers spin this long before sleeping */
 #endif
+#ifndef WP__STALL_NS
+#define WP__STALL_NS 50000u /* a run whose owner made no progress this long is stolen from */
+#endif
 #define WP__ROOM_POLL_MIN_NS 1000000u    /* a submitter asleep on a full ring rechecks */
 #define WP__ROOM_POLL_MAX_NS 64000000u   /* ... after 1 ms, then 2, 4, ... 64 ms */
 #define WP__IDLE_TIMEOUT_NS  5000000000u /* idle_timeout_ns 0 */
 
 enum { WP__RUNNING, WP__DRAINING, WP__DISCARDING, WP__STOPPED }; /* wp_pool.state */
+/* wp_pool.paused: bit 0 while paused by wp_pool_pause; bit 1 from a
+   WP_DISCARD shutdown on. One word that a worker loads between two tasks:
+   0 means "carry on", anything else sends it to the slow checks. */
+enum { WP__PAUSED = 1, WP__DISCARD_BIT = 2 };
 enum { WP__FREE, WP__ALIVE, WP__EXITED }; /* wp__worker.life: no thread, one, one to join */
 
 typedef struct wp__worker {
     alignas(WP__CACHE_LINE) _Atomic uint64_t completed; /* written only by this worker */
     _Atomic unsigned active;                            /* written only by this worker */
+    _Atomic uint64_t run_next; /* see run_end below: on this line, written per task */
     /* Private to the worker thread. */
     uint64_t done;       /* its own copy of completed (kept across threads of this id) */
-    unsigned depth;      /* tasks running on this thread (help-while-waiting nests) */
+    unsigned depth;      /* runs under way on this thread (help-while-waiting nests) */
     unsigned claim;      /* tasks to claim next time */
     unsigned runs;       /* claimed runs so far (which ones to time) */
     unsigned hint_depth; /* wp_blocking_begin nesting */
     /* Written by the worker before it exits, read by shutdown after join:
        what WP_DISCARD stopped it from starting. */
-    uint64_t left_first, left_n; /* claimed, not taken (others may have taken some) */
+    uint64_t left_first, left_n; /* its run's positions not started, none taken */
     bool left_held;              /* and the one task it had taken: */
     wp_task_fn left_fn;
     void *left_arg;
@@ -87,13 +95,19 @@ typedef struct wp__worker {
     _Atomic unsigned hinted;    /* inside wp_blocking_begin/end */
     _Atomic unsigned spare;     /* a spare now (not a holder) */
     _Atomic uint64_t parked_ns; /* elastic pools: time slept waiting for work or a resume */
-    /* The run others may take from: positions [run_first, run_end), claimed
-       by this worker. Stored by the worker when it claims more than one
-       task (and emptied when it is done with them); run_end is also lowered
-       by thieves (CAS) as they take from its end. On a line of its own:
-       idle workers read it while they spin. */
-    alignas(WP__CACHE_LINE) _Atomic uint64_t run_first;
-    _Atomic uint64_t run_end;
+    /* The run others may take from, [run_next, run_end): positions claimed
+       by this worker and not started. run_next is written by the worker as
+       it takes each task (it owns every position below it), on its first
+       line with its counts; run_end is lowered by thieves. Both are written by
+       the worker under run_lock when it publishes a run; thieves change
+       run_end only under run_lock. run_end and run_lock are on a line of
+       their own, read by idle workers as they spin. */
+    alignas(WP__CACHE_LINE) _Atomic uint64_t run_end;
+    _Atomic unsigned run_lock; /* 1: held (a thief, or the worker publishing) */
+    /* Thieves' last look at the run (pool.c's run_stuck): run_next then, and
+       since when it has been so. Written by thieves (relaxed), only when it
+       changed: hints. */
+    _Atomic uint64_t seen_next, seen_at;
 } wp__worker;
 
 struct wp_pool {
@@ -102,13 +116,14 @@ struct wp_pool {
     alignas(WP__CACHE_LINE) wp__worker *workers; /* max of them */
     unsigned max;                                /* max_workers */
     bool elastic;                                /* max > workers: the monitor runs */
+    bool light;                                  /* membar.h: light fences are free */
     int policy;
     uint64_t idle_timeout_ns;
     wp_config cfg;
     char name[16];
     /* Written rarely: by pause/resume and shutdown. */
     alignas(WP__CACHE_LINE) _Atomic int state; /* WP__RUNNING ... WP__STOPPED */
-    _Atomic int paused;
+    _Atomic int paused;      /* WP__PAUSED | WP__DISCARD_BIT: see below */
     _Atomic int forked;      /* 1 in a child process that inherited the pool */
     _Atomic unsigned used;   /* worker records ever used: ids below it (scans stop there) */
     _Atomic unsigned target; /* wp_pool_workers: tasks to keep running */
@@ -129,6 +144,7 @@ struct wp_pool {
     _Atomic uint64_t inline_done;
     _Atomic uint64_t rejected;
     _Atomic uint64_t discarded;
+    _Atomic uint64_t stolen; /* tasks thieves took from others' runs (tests, statistics) */
     _Atomic unsigned inline_running; /* caller-runs tasks started, not finished */
     _Atomic unsigned callers;        /* threads that may sleep in a call on p */
     pthread_mutex_t discard_lock;    /* serialises on_discard calls */
@@ -171,6 +187,9 @@ bool wp__pool_forked(wp_pool *p);
    Returns false when none was ready. Used by waits that must not sleep on
    a worker (help while waiting). */
 bool wp__pool_run_one(wp_pool *p);
+
+/* Tasks that workers took from other workers' runs so far. */
+uint64_t wp__pool_stolen(wp_pool *p);
 
 /* Whether a task waits to be started: queued, or claimed by a busy worker
    and not started (a hint). */

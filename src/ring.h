@@ -17,18 +17,14 @@
  * on `deq`. Both sides claim several consecutive positions per CAS when they
  * can (a batch submit; a worker taking a run of tasks).
  *
- * Claiming is not taking. A claimed task stays in its slot until somebody
+ * Claiming is not taking. A claimed task stays in its slot until its owner
  * takes it to start it: reads {fn, arg} and frees the slot (seq from
- * 2 pos + 1 to 2 (pos + cap)) in one CAS. Usually the claimer takes its own
- * tasks one by one, but any thread may take a claimed task that has not
- * started (pool.c: an idle worker takes from the end of a busy worker's
- * run), and the CAS decides who runs it: exactly one. seq only grows, so the
- * CAS cannot succeed on a later lap's task (no ABA). Only claimed positions
- * (below `deq`) may be taken that way: a taken slot at `deq` would look empty
- * to every later claim.
- *
- * A task keeps its slot until it starts, so at no moment do more than cap
- * tasks wait that have not started: the bound is exact.
+ * 2 pos + 1 to 2 (pos + cap)). The owner is the claimer, or a thread it
+ * passed the position to: pool.c lets an idle worker take claimed tasks
+ * from the end of a busy worker's run, and decides who owns which position
+ * with the run's bounds, not here. A task keeps its slot until it starts,
+ * so at no moment do more than cap tasks wait that have not started: the
+ * bound is exact.
  *
  * Closing sets WP__RING_CLOSED in `enq` with one fetch_or: from then on no
  * producer can claim, and enq (without the bit) is the final count. A
@@ -237,50 +233,35 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
     }
 }
 
-/* Takes the claimed task at pos, whose slot index is idx, if nobody took
-   it yet: reads {fn, arg} and frees the slot for the next lap in one CAS.
-   false: another thread took it first (what was read is then stale). The
-   caller has acquired the task's publication: the claim's acquire loads,
-   or wp__ring_steal_at's. */
-static inline bool wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_task_fn *fn,
+/* Takes the claimed task at pos, whose slot index is idx: reads {fn, arg}
+   and frees the slot for the next lap. Only the thread that owns the
+   position may (its claimer, or whoever it passed it to: pool.c's runs);
+   it has acquired the task's publication (the claim's acquire loads, or a
+   release/acquire chain from the claimer). */
+static inline void wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_task_fn *fn,
                                     void **arg)
 {
     wp__slot *s = &r->slots[idx];
-    /* relaxed: ordered after the caller's acquire of seq == 2 pos + 1, and
-       before the CAS by its release. */
+    /* relaxed: ordered after the owner's acquire of seq == 2 pos + 1, and
+       before the store below by its release. */
     *fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
     *arg = atomic_load_explicit(&s->arg, memory_order_relaxed);
-    uint64_t want = 2 * pos + 1;
     /* release: our reads of fn/arg happen before the producer of the next
-       lap overwrites them; pairs with the acquire in wp__ring_push. relaxed
-       on failure: nothing read is used. */
-    return atomic_compare_exchange_strong_explicit(&s->seq, &want, 2 * (pos + r->cap),
-                                                   memory_order_release, memory_order_relaxed);
+       lap overwrites them; pairs with the acquire in wp__ring_push. */
+    atomic_store_explicit(&s->seq, 2 * (pos + r->cap), memory_order_release);
 }
 
 /* wp__ring_take_at by position. */
-static inline bool wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
+static inline void wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
 {
-    return wp__ring_take_at(r, wp__ring_index(r, pos), pos, fn, arg);
+    wp__ring_take_at(r, wp__ring_index(r, pos), pos, fn, arg);
 }
 
 /* Whether the claimed task at pos has not been taken yet (a hint). */
 static inline bool wp__ring_unstarted(wp__ring *r, uint64_t pos)
 {
-    /* relaxed: a hint; wp__ring_steal decides. */
+    /* relaxed: a hint; the run's bounds decide (pool.c). */
     return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_relaxed) == 2 * pos + 1;
-}
-
-/* Takes the task at pos, claimed by another thread, if it has not started:
-   wp__ring_take with the acquire of its publication first. pos must have
-   been claimed (below deq). */
-static inline bool wp__ring_steal(wp__ring *r, uint64_t pos, wp_task_fn *fn, void **arg)
-{
-    uint64_t idx = wp__ring_index(r, pos);
-    /* acquire: pairs with the producer's release of seq; fn/arg are read
-       after it. */
-    if (atomic_load_explicit(&r->slots[idx].seq, memory_order_acquire) != 2 * pos + 1) return false;
-    return wp__ring_take_at(r, idx, pos, fn, arg);
 }
 
 /* Whether a task may be waiting (claimed by a producer, perhaps still being

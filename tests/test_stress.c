@@ -8,14 +8,17 @@
  */
 #include "helpers.h"
 #include "test.h"
+#include "pool.h"
 #include "wpool.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static size_t scaled(size_t n)
 {
@@ -347,6 +350,82 @@ TEST(many_waiters_at_once)
     }
     ASSERT_EQ(not_once(slots, n), 0);
     wp_pool_destroy(p);
+    free(slots);
+}
+
+/* Tasks that stall their worker for about as long as thieves wait before
+   they steal (WP__STALL_NS, 50 us), so that owners resume right as thieves
+   take from the end of their runs, racing for the same positions: every
+   task still runs exactly once, and a discard racing with the steals hands
+   on_discard exactly what did not run. */
+typedef struct stall_arg {
+    atomic_uchar *slot;
+    unsigned us; /* 0: a short task */
+} stall_arg;
+
+static void stall_task(void *arg)
+{
+    stall_arg *a = arg;
+    if (a->us) {
+        struct timespec ts = {0, (long)a->us * 1000};
+        nanosleep(&ts, NULL);
+    }
+    atomic_fetch_add_explicit(a->slot, 1, memory_order_relaxed);
+}
+
+static void stall_discarded(wp_task_fn fn, void *arg, void *user)
+{
+    (void)fn;
+    (void)user;
+    stall_arg *a = arg;
+    atomic_fetch_add_explicit(a->slot, 1, memory_order_relaxed);
+}
+
+TEST(owners_resuming_while_thieves_steal_run_each_task_once)
+{
+    enum { BURST = 64 };
+    size_t bursts = scaled(1500);
+    size_t n = bursts * BURST;
+    atomic_uchar *slots = calloc(n, 1);
+    stall_arg *args = calloc(n, sizeof *args);
+    void **ptrs = calloc(n, sizeof *ptrs);
+    ASSERT(slots && args && ptrs);
+    unsigned seed = 12345;
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        args[i].slot = &slots[i];
+        /* The first task of each burst stalls 20..100 us. */
+        args[i].us = i % BURST == 0 ? 20 + (seed >> 8) % 81 : 0;
+        ptrs[i] = &args[i];
+    }
+    for (int round = 0; round < 3; round++) {
+        memset(slots, 0, n);
+        wp_config cfg;
+        wp_config_init(&cfg);
+        cfg.workers = 2 + (unsigned)round; /* 2, 3, 4 */
+        cfg.on_discard = stall_discarded;
+        wp_pool *p;
+        ASSERT_OK(wp_pool_create(&p, &cfg));
+        /* A burst into an idle pool: its first worker claims the stalling
+           task with a run behind it, the others finish theirs and steal. */
+        for (size_t b = 0; b < bursts; b++) {
+            ASSERT_OK(wp_submit_batch(p, stall_task, ptrs + b * BURST, BURST));
+            if (round < 2 || b + 1 < bursts) ASSERT_OK(wp_wait(p));
+        }
+        /* The last round ends with WP_DISCARD in mid-burst. */
+        ASSERT_OK(wp_pool_shutdown(p, round == 2 ? WP_DISCARD : WP_DRAIN));
+        wp_stats st;
+        wp_pool_stats(p, &st);
+        ASSERT_EQ(not_once(slots, n), (size_t)0);
+        ASSERT_EQ(st.completed + st.discarded, (uint64_t)n);
+        ASSERT_EQ(st.submitted, (uint64_t)n);
+        fprintf(stderr, "  %u workers: %llu tasks taken by thieves, %llu discarded\n",
+                cfg.workers, (unsigned long long)wp__pool_stolen(p),
+                (unsigned long long)st.discarded);
+        wp_pool_destroy(p);
+    }
+    free(ptrs);
+    free(args);
     free(slots);
 }
 
