@@ -625,8 +625,15 @@ static uint64_t steal_some(wp__worker *self, bool top, uint64_t *first)
         }
         uint64_t got = steal_from(self, v, top && v != self, first);
         if (got) {
-            /* relaxed: a statistic. */
-            if (v != self) atomic_fetch_add_explicit(&p->stolen, got, memory_order_relaxed);
+            if (v != self) {
+                /* relaxed: a statistic. */
+                atomic_fetch_add_explicit(&p->stolen, got, memory_order_relaxed);
+                /* Pass the wake on: what is left of v's run (or of another
+                   stuck one) needs a thief too, and the others may all be
+                   asleep (a run of one stolen is not published, which
+                   would wake one). No system call unless one sleeps. */
+                if (wp__pool_has_work(p)) workers_notify(p);
+            }
             return got;
         }
     }

@@ -8,6 +8,7 @@
  */
 #include "helpers.h"
 #include "pool.h"
+#include "pool.h"
 #include "wpool.h"
 
 #include <errno.h>
@@ -75,6 +76,30 @@ static void barrier_destroy(barrier *b)
     pthread_cond_destroy(&b->cv);
 }
 
+/* The pool whose state a party that times out prints (what held the
+   others back), or NULL. */
+static wp_pool *dump_pool;
+
+static void dump_state(wp_pool *p)
+{
+    fprintf(stderr, "  timed out: limit %d holders %d spares %u back %u threads %u stolen %llu\n",
+            atomic_load(&p->limit), atomic_load(&p->holders), atomic_load(&p->nspare),
+            atomic_load(&p->nback), atomic_load(&p->threads),
+            (unsigned long long)wp__pool_stolen(p));
+    fprintf(stderr, "  ring: produced %llu consumed %llu; spinning %u, work_ev waiters %u\n",
+            (unsigned long long)wp__ring_produced(&p->ring),
+            (unsigned long long)wp__ring_consumed(&p->ring), atomic_load(&p->spinning),
+            (unsigned)atomic_load(&p->work_ev.waiters));
+    for (unsigned i = 0; i < atomic_load(&p->used); i++) {
+        wp__worker *w = &p->workers[i];
+        fprintf(stderr, "  worker %u: next %llu end %llu seen %llu lock %u active %u spare %u\n", i,
+                (unsigned long long)atomic_load(&w->run_next),
+                (unsigned long long)atomic_load(&w->run_end),
+                (unsigned long long)atomic_load(&w->seen_next), atomic_load(&w->run_lock),
+                atomic_load(&w->active), atomic_load(&w->spare));
+    }
+}
+
 static void barrier_task(void *arg)
 {
     barrier *b = arg;
@@ -89,6 +114,7 @@ static void barrier_task(void *arg)
     while (b->arrived < b->parties && rc == 0) rc = pthread_cond_timedwait(&b->cv, &b->mu, &until);
     bool ok = b->arrived >= b->parties;
     pthread_mutex_unlock(&b->mu);
+    if (!ok && dump_pool) dump_state(dump_pool);
     if (b->hint) wp_blocking_end();
     atomic_fetch_add(ok ? &b->passed : &b->gave_up, 1);
 }
@@ -206,6 +232,7 @@ TEST(resize_up_and_down_under_load_runs_every_task_once)
     for (int i = 0; i < N; i++) atomic_init(&slots[i], 0);
     wp_pool *p = make_elastic(2, 8, 0);
     ASSERT(p != NULL);
+    dump_pool = p;
     static const unsigned targets[] = {4, 1, 8, 3, 2};
     int next = 0;
     for (unsigned t = 0; t < sizeof targets / sizeof targets[0]; t++) {
@@ -245,6 +272,7 @@ TEST(resize_up_and_down_under_load_runs_every_task_once)
     ASSERT_UEQ(st.submitted, st.completed);
     ASSERT_OK(wp_pool_shutdown(p, WP_DRAIN));
     ASSERT_ERR(wp_pool_resize(p, 2), EPIPE);
+    dump_pool = NULL;
     wp_pool_destroy(p);
 }
 
