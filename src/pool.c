@@ -395,7 +395,8 @@ static void run_unlock(wp__worker *v)
 
 /* The owner's take of pos from its published run, whose slot is idx (see
    the top of the file). false: a thief has it, and everything after it. */
-static WP__SLOW bool run_take_slow(wp__worker *w, uint64_t idx, uint64_t pos, wp_task_fn *fn, void **arg)
+static WP__SLOW bool run_take_slow(wp__worker *w, uint64_t idx, uint64_t pos, wp_task_fn *fn,
+                                   void **arg)
 {
     /* A thief lowered the end to pos or below, or is about to give some
        back: under the lock the end is final. run_next is pos + 1 already,

@@ -123,8 +123,8 @@ struct wp_pool {
     char name[16];
     /* Written rarely: by pause/resume and shutdown. */
     alignas(WP__CACHE_LINE) _Atomic int state; /* WP__RUNNING ... WP__STOPPED */
-    _Atomic int paused;      /* WP__PAUSED | WP__DISCARD_BIT: see below */
-    _Atomic int forked;      /* 1 in a child process that inherited the pool */
+    _Atomic int paused;                        /* WP__PAUSED | WP__DISCARD_BIT: see below */
+    _Atomic int forked;                        /* 1 in a child process that inherited the pool */
     _Atomic unsigned used;   /* worker records ever used: ids below it (scans stop there) */
     _Atomic unsigned target; /* wp_pool_workers: tasks to keep running */
     wp__event work_ev, pause_ev, room_ev, idle_ev, spare_ev, back_ev; /* each on its own line */
@@ -144,7 +144,7 @@ struct wp_pool {
     _Atomic uint64_t inline_done;
     _Atomic uint64_t rejected;
     _Atomic uint64_t discarded;
-    _Atomic uint64_t stolen; /* tasks thieves took from others' runs (tests, statistics) */
+    _Atomic uint64_t stolen;         /* tasks thieves took from others' runs (tests, statistics) */
     _Atomic unsigned inline_running; /* caller-runs tasks started, not finished */
     _Atomic unsigned callers;        /* threads that may sleep in a call on p */
     pthread_mutex_t discard_lock;    /* serialises on_discard calls */

@@ -419,9 +419,8 @@ TEST(owners_resuming_while_thieves_steal_run_each_task_once)
         ASSERT_EQ(not_once(slots, n), (size_t)0);
         ASSERT_EQ(st.completed + st.discarded, (uint64_t)n);
         ASSERT_EQ(st.submitted, (uint64_t)n);
-        fprintf(stderr, "  %u workers: %llu tasks taken by thieves, %llu discarded\n",
-                cfg.workers, (unsigned long long)wp__pool_stolen(p),
-                (unsigned long long)st.discarded);
+        fprintf(stderr, "  %u workers: %llu tasks taken by thieves, %llu discarded\n", cfg.workers,
+                (unsigned long long)wp__pool_stolen(p), (unsigned long long)st.discarded);
         wp_pool_destroy(p);
     }
     free(ptrs);
