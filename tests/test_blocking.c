@@ -247,13 +247,6 @@ TEST(resize_up_and_down_under_load_runs_every_task_once)
         barrier_init(&b, targets[t], true, 60);
         for (unsigned i = 0; i < targets[t]; i++) ASSERT_OK(wp_submit(p, barrier_task, &b));
         ASSERT_OK(wp_wait(p));
-        if (atomic_load(&b.passed) != (int)targets[t]) {
-            wp_stats st;
-            wp_pool_stats(p, &st);
-            fprintf(stderr, "  target %u: threads %u blocked %u completed %llu stolen %llu\n",
-                    targets[t], st.threads, st.blocked, (unsigned long long)st.completed,
-                    (unsigned long long)wp__pool_stolen(p));
-        }
         ASSERT_EQ(atomic_load(&b.passed), (int)targets[t]);
         barrier_destroy(&b);
         /* And CPU tasks run at most that many at once. */
