@@ -4,13 +4,14 @@
  * structures and the invariants).
  *
  * Who touches what:
- *   - Everything in struct wp_chan but elem_size/cap is protected by c->lock
- *     (wp__chan_lock).
+ *   - Everything in struct wp_chan but elem_size/cap/buf is protected by
+ *     c->lock (wp__chan_lock).
  *   - A sudog is on its owner's stack. While it is queued, other threads read
  *     it under the channel lock. The one thread that claims its waiter
- *     (CAS done 0 -> 1, always under the lock of the channel it dequeues
- *     from) copies the value to or from sg->elem, sets success and fired,
- *     drops the lock and wakes the owner with a single atomic exchange on
+ *     (CAS done from 0 to the sudog's index and success, always under the
+ *     lock of the channel it dequeues from) copies the value to or from
+ *     sg->elem (for an element of up to 8 bytes, the waiter's own val, on
+ *     the line the claimant writes anyway), drops the lock and wakes the owner with a single atomic exchange on
  *     w->state: after that exchange nobody but the owner touches the
  *     waiter, and the owner may return (its stack goes away), unless the
  *     owner had gone to sleep: then the waker also makes the futex call on
@@ -22,7 +23,7 @@
  *     way and the owner keeps waiting (without limit: the partner is
  *     between its CAS and its wake, which takes no time).
  *
- * Close sets closed, claims every queued waiter with success = 0 (senders
+ * Close sets closed, claims every queued waiter with success 0 (senders
  * get EPIPE, receivers EPIPE) and wakes them after dropping the lock. What
  * is buffered stays deliverable; a receive on a closed, drained channel
  * returns EPIPE.
@@ -105,30 +106,25 @@ static void waitq_remove(struct wp__chan_waitq *q, struct wp__chan_sudog *sg)
 }
 
 /* Lock of the queue's channel held. Takes the first sudog whose waiter this
-   thread manages to claim off q and returns it (NULL: none). Stale sudogs
-   met on the way are dropped from the queue. */
-static struct wp__chan_sudog *waitq_claim(struct wp__chan_waitq *q)
+   thread manages to claim off q and returns it (NULL: none), recording in
+   the waiter that this sudog completed it, with a value passed (success 1)
+   or by close (0). Stale sudogs met on the way are dropped from the queue. */
+static struct wp__chan_sudog *waitq_claim(struct wp__chan_waitq *q, int success)
 {
     struct wp__chan_sudog *sg;
     while ((sg = q->first) != NULL) {
         waitq_remove(q, sg);
         uint32_t open = 0;
         /* relaxed: the CAS only has to pick one winner, which any order
-           does. What the winner then writes (value, success, fired) reaches
-           the owner through the release in wp__chan_wake; what the owner
-           wrote into the sudog reached us through the channel lock. */
-        if (atomic_compare_exchange_strong_explicit(&sg->w->done, &open, 1, memory_order_relaxed,
-                                                    memory_order_relaxed))
+           does. What the winner then writes (the value) and the CAS itself
+           reach the owner through the release in wp__chan_wake; what the
+           owner wrote into the sudog reached us through the channel lock. */
+        if (atomic_compare_exchange_strong_explicit(&sg->w->done, &open,
+                                                    WP__CHAN_DONE(sg->index, success),
+                                                    memory_order_relaxed, memory_order_relaxed))
             return sg;
     }
     return NULL;
-}
-
-/* Records how a claimed sudog completed; the wake follows once unlocked. */
-static void finish(struct wp__chan_sudog *sg, int success)
-{
-    sg->success = success;
-    sg->w->fired = sg;
 }
 
 void wp__chan_enqueue(struct wp__chan_sudog *sg)
@@ -223,7 +219,6 @@ void wp__chan_waiter_init(struct wp__chan_waiter *w)
     /* relaxed: w is not shared yet; queueing it under a lock publishes it. */
     atomic_init(&w->state, WP__CHAN_RUNNING);
     atomic_init(&w->done, 0);
-    w->fired = NULL;
 }
 
 /* Absolute CLOCK_MONOTONIC deadline timeout_ns from now; 0 if there is none
@@ -257,19 +252,20 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
     int timed = deadline(timeout_ns, &ts);
 
     /* Spin: first with CPU pauses, then yielding the CPU, in case the
-       partner we wait for is waiting for this very CPU. */
+       partner we wait for is waiting for this very CPU. The spin's own
+       clock is read only once the first pauses have passed: a partner on
+       another CPU usually arrives within them. */
     struct timespec spin_end;
-    if (WP_CHAN_SPIN_NS > 0 && deadline(WP_CHAN_SPIN_NS, &spin_end)) {
-        for (unsigned i = 1;; i++) {
-            /* acquire: pairs with the release exchange in wp__chan_wake, so
-               the value and fired written before it are visible. */
-            if (atomic_load_explicit(&w->state, memory_order_acquire) == WP__CHAN_WOKEN) return 0;
-            if (i < WP_CHAN_PAUSES)
-                wp__cpu_relax();
-            else
-                sched_yield();
-            if (i % 16 == 0 && (past(&spin_end) || (timed && past(&ts)))) break;
-        }
+    for (unsigned i = 1; WP_CHAN_SPIN_NS > 0; i++) {
+        /* acquire: pairs with the release exchange in wp__chan_wake, so
+           the value and done written before it are visible. */
+        if (atomic_load_explicit(&w->state, memory_order_acquire) == WP__CHAN_WOKEN) return 0;
+        if (i < WP_CHAN_PAUSES)
+            wp__cpu_relax();
+        else
+            sched_yield();
+        if (i == 16 && !deadline(WP_CHAN_SPIN_NS, &spin_end)) break;
+        if (i % 16 == 0 && (past(&spin_end) || (timed && past(&ts)))) break;
     }
     uint32_t st = WP__CHAN_RUNNING;
     /* acquire on failure: the state is WOKEN, pairs as above. Success needs
@@ -307,8 +303,7 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
 
 void wp__chan_wake(struct wp__chan_waiter *w)
 {
-    /* release: publishes the value copied for the owner, success and fired;
-       pairs with the acquire loads in wp__chan_park. If the owner did not
+    /* release: publishes the value copied for the owner and done; pairs with the acquire loads in wp__chan_park. If the owner did not
        sleep, this is our last touch of *w: it may return right after. */
     if (atomic_exchange_explicit(&w->state, WP__CHAN_WOKEN, memory_order_release) ==
         WP__CHAN_SLEEPING) {
@@ -326,14 +321,19 @@ static inline unsigned char *slot(wp_chan *c, size_t i)
     return c->buf + i * c->elem_size;
 }
 
+/* c locked. Where the buffered head is. */
+static inline size_t recvx(const wp_chan *c)
+{
+    return c->sendx >= c->count ? c->sendx - c->count : c->sendx + c->cap - c->count;
+}
+
 int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **wake)
 {
     if (c->closed) return EPIPE;
-    struct wp__chan_sudog *sg = waitq_claim(&c->recvq);
+    struct wp__chan_sudog *sg = waitq_claim(&c->recvq, 1);
     if (sg) {
         /* A receiver waits, so the buffer is empty: hand the value over. */
         if (sg->elem) memcpy(sg->elem, elem, c->elem_size);
-        finish(sg, 1);
         *wake = sg->w;
         return 0;
     }
@@ -348,26 +348,24 @@ int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **
 
 int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake)
 {
-    struct wp__chan_sudog *sg = waitq_claim(&c->sendq);
+    struct wp__chan_sudog *sg = waitq_claim(&c->sendq, 1);
     if (sg) {
         if (c->cap == 0) {
             if (elem) memcpy(elem, sg->elem, c->elem_size);
         } else {
-            /* A sender waits, so the buffer is full: take its head and put
-               the sender's value in the slot it frees, now the tail. */
-            unsigned char *s = slot(c, c->recvx);
+            /* A sender waits, so the buffer is full (recvx == sendx): take
+               its head and put the sender's value in the slot it frees, now
+               the tail. count stays cap. */
+            unsigned char *s = slot(c, c->sendx);
             if (elem) memcpy(elem, s, c->elem_size);
             memcpy(s, sg->elem, c->elem_size);
-            if (++c->recvx == c->cap) c->recvx = 0;
-            c->sendx = c->recvx;
+            if (++c->sendx == c->cap) c->sendx = 0;
         }
-        finish(sg, 1);
         *wake = sg->w;
         return 0;
     }
     if (c->count > 0) {
-        if (elem) memcpy(elem, slot(c, c->recvx), c->elem_size);
-        if (++c->recvx == c->cap) c->recvx = 0;
+        if (elem) memcpy(elem, slot(c, recvx(c)), c->elem_size);
         c->count--;
         return 0;
     }
@@ -388,22 +386,29 @@ static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
         if (wake) wp__chan_wake(wake);
         return r == EAGAIN ? busy : r;
     }
-    struct wp__chan_waiter w;
-    wp__chan_waiter_init(&w);
-    struct wp__chan_sudog sg = {.w = &w, .c = c, .elem = elem, .op = op};
-    wp__chan_enqueue(&sg);
+    /* A small element travels in the waiter's line: a partner then writes
+       (or reads) that one line of ours, not another one as well. */
+    struct wp__chan_op o;
+    int small = elem && c->elem_size <= sizeof o.w.val;
+    wp__chan_waiter_init(&o.w);
+    o.sg = (struct wp__chan_sudog){
+        .w = &o.w, .c = c, .elem = small ? o.w.val : elem, .op = (uint8_t)op};
+    if (small && op == WP_SEND) memcpy(o.w.val, elem, c->elem_size);
+    wp__chan_enqueue(&o.sg);
     wp__chan_unlock(c);
 
-    r = wp__chan_park(&w, timeout_ns);
-    if (r == 0) {
-        r = sg.success ? 0 : EPIPE;
-    } else {
+    r = wp__chan_park(&o.w, timeout_ns);
+    if (r != 0) {
         wp__chan_lock(c);
-        wp__chan_unqueue(&sg);
+        wp__chan_unqueue(&o.sg);
         wp__chan_unlock(c);
-        r = busy;
+        return busy;
     }
-    return r;
+    /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
+    if (!WP__CHAN_DONE_SUCCESS(atomic_load_explicit(&o.w.done, memory_order_relaxed)))
+        return EPIPE;
+    if (small && op == WP_RECV) memcpy(elem, o.w.val, c->elem_size);
+    return 0;
 }
 
 /* The value is only read; sudogs carry one pointer for both directions. */
@@ -461,8 +466,7 @@ int wp_chan_close(wp_chan *c)
        owner cannot leave before its wake, so the list (threaded through
        the sudogs on their stacks) stays valid until then. */
     struct wp__chan_sudog *list = NULL, *sg;
-    while ((sg = waitq_claim(&c->recvq)) != NULL || (sg = waitq_claim(&c->sendq)) != NULL) {
-        finish(sg, 0);
+    while ((sg = waitq_claim(&c->recvq, 0)) != NULL || (sg = waitq_claim(&c->sendq, 0)) != NULL) {
         sg->next = list;
         list = sg;
     }

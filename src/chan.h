@@ -9,11 +9,12 @@
  *   - A waiter is one sleeping thread. A plain send/recv has one sudog; a
  *     select has one sudog per case, all pointing at the same waiter.
  *   - Exactly one party completes a waiter: whoever wins the CAS of
- *     `done` from 0 to 1. That is either a partner operation (or close),
- *     which takes the sudog off its queue, copies the value under the
- *     channel lock, records `fired` and `success`, drops the lock and wakes
- *     the owner; or the owner itself when its timeout expires, after which no
- *     partner touches its sudogs and the owner takes them off the queues.
+ *     `done` from 0. That is either a partner operation (or close), which
+ *     takes the sudog off its queue, writes which sudog fired and whether a
+ *     value passed into `done` with that CAS, copies the value under the
+ *     channel lock, drops the lock and wakes the owner; or the owner itself
+ *     when its timeout expires, after which no partner touches its sudogs
+ *     and the owner takes them off the queues.
  *     A partner that loses the CAS drops the sudog from the queue and looks
  *     for the next one, so a select's stale sudogs never hold a value.
  */
@@ -28,32 +29,46 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One sleeping thread. Lives on the owner's stack for one operation. */
+/* One sleeping thread. Lives on the owner's stack for one operation, on the
+   same cache line as its sudog when it has one (struct wp__chan_op), so that
+   a partner completing it moves that one line and the channel's. */
 struct wp__chan_waiter {
     /* WP__CHAN_RUNNING -> SLEEPING (owner, before it sleeps) -> WOKEN (the
        claimant, last thing it does) or, if the owner slept, WOKEN then
        RELEASED once the claimant's futex call is made. The futex word. */
     _Atomic uint32_t state;
-    /* 0 until claimed; see the top of this file. */
+    /* 0 until claimed, then how the wait ended: WP__CHAN_SELF (the owner
+       claimed itself: timeout), or WP__CHAN_DONE(index, success) written by
+       the claimant's CAS, index being the completed sudog's. */
     _Atomic uint32_t done;
-    /* The sudog that completed the wait: written by the claimant under that
-       sudog's channel lock, before it wakes the owner; read by the owner
-       after it sees WOKEN. NULL if the owner claimed itself (timeout). */
-    struct wp__chan_sudog *fired;
+    /* An element of at most this many bytes travels here: the owner of a
+       send copies it in before queueing, the claimant of a receive copies
+       it in before the wake. Written and read as sudog elem (see below). */
+    alignas(8) unsigned char val[8];
 };
 
 enum { WP__CHAN_RUNNING, WP__CHAN_SLEEPING, WP__CHAN_WOKEN, WP__CHAN_RELEASED };
+
+#define WP__CHAN_SELF 1u
+#define WP__CHAN_DONE(index, success) (((uint32_t)(index) + 1u) << 1 | (uint32_t)(success))
+#define WP__CHAN_DONE_INDEX(d) (((d) >> 1) - 1u)
+#define WP__CHAN_DONE_SUCCESS(d) ((int)((d)&1u))
 
 /* One pending operation on one channel. */
 struct wp__chan_sudog {
     struct wp__chan_sudog *next, *prev; /* in c's queue: protected by c->lock */
     struct wp__chan_waiter *w;          /* set before queueing, then immutable */
     wp_chan *c;                         /* idem */
-    void *elem;   /* idem. send: the value (only read); recv: where to put it, NULL drops it */
-    int op;       /* idem. WP_SEND or WP_RECV */
-    int queued;   /* on c's queue: protected by c->lock */
-    int success;  /* written by the claimant under c->lock: 1 value passed, 0 closed */
-    size_t index; /* select case index, for the owner only */
+    void *elem;     /* idem. send: the value (only read); recv: where to put it, NULL drops it */
+    uint16_t index; /* idem. Returned in w->done when this sudog completes */
+    uint8_t op;     /* idem. WP_SEND or WP_RECV */
+    uint8_t queued; /* on c's queue: protected by c->lock */
+};
+
+/* A single send or receive that waits: waiter and sudog on one line. */
+struct wp__chan_op {
+    alignas(WP__CACHE_LINE) struct wp__chan_waiter w;
+    struct wp__chan_sudog sg;
 };
 
 struct wp__chan_waitq {
@@ -67,8 +82,15 @@ struct wp__chan_waitq {
  *     holds no live sudog (so with cap 0, a sender waits until a receiver
  *     arrives, and the other way round).
  *   - closed implies both queues hold no live sudog.
+ *   - The buffered elements are slots recvx .. recvx + count - 1 (mod cap),
+ *     recvx = sendx - count (mod cap), computed, not stored.
  * A "stale" sudog (its waiter already claimed) may sit on a queue until the
  * next dequeue or its owner removes it; it never counts.
+ *
+ * The lock and everything it protects share one cache line: an operation
+ * that finds the channel uncontended moves that one line (plus a slot of the
+ * ring, plus a waiter's line when it completes one). elem_size, cap and the
+ * ring pointer are on the next line, written once, read by all.
  *
  * The descriptor (wp_chan_fd), once made: efd_up says whether the eventfd
  * holds 1 (polls readable), and wp__chan_unlock brings it in line with
@@ -79,15 +101,14 @@ struct wp__chan_waitq {
  * owner, or the next receive here, takes it off the queue under this lock.
  */
 struct wp_chan {
-    /* wp__chan_lock's futex word, alone on its cache line: threads spinning
-       on it then do not steal the line the holder is writing. */
+    /* wp__chan_lock's futex word. */
     alignas(WP__CACHE_LINE) _Atomic uint32_t lock;
-    alignas(WP__CACHE_LINE) size_t elem_size, cap; /* immutable */
-    size_t count, recvx, sendx;                    /* ring of cap slots: protected by lock */
-    int closed;                                    /* protected by lock */
+    alignas(WP__CACHE_LINE) int closed; /* protected by lock */
     int efd;    /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
     int efd_up; /* the eventfd holds 1 (readable): protected by lock */
+    size_t count, sendx;                /* ring of cap slots: protected by lock */
     struct wp__chan_waitq recvq, sendq; /* protected by lock */
+    alignas(WP__CACHE_LINE) size_t elem_size, cap; /* immutable */
     unsigned char *buf; /* cap * elem_size bytes after the struct, slots protected by lock */
 };
 
@@ -109,7 +130,7 @@ void wp__chan_enqueue(struct wp__chan_sudog *sg);
 /* sg->c locked. Takes sg off its queue if it is still on it. */
 void wp__chan_unqueue(struct wp__chan_sudog *sg);
 
-/* Prepares a waiter: running, not claimed, fired NULL. */
+/* Prepares a waiter: running, not claimed. */
 void wp__chan_waiter_init(struct wp__chan_waiter *w);
 
 /* Sleeps until a claimant wakes w (returns 0) or until timeout_ns has passed

@@ -19,13 +19,14 @@
  * (a send case queued in 3 raises it; taking it off again in 4 lowers it).
  *
  * All of this lives on the caller's stack: at most WP_SELECT_MAX cases, no
- * allocation. Values, success and fired of the winning sudog are written by
- * the claimant under that channel's lock and published by its wake (see
- * chan.c).
+ * allocation. The winning sudog's value and the waiter's done (which sudog,
+ * closed or not) are written by the claimant under that channel's lock and
+ * published by its wake (see chan.c).
  */
 #include "chan.h"
 
 #include <errno.h>
+#include <string.h>
 #include <time.h>
 
 /* xorshift64*, one state per thread, seeded from the clock and the address
@@ -111,13 +112,17 @@ int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns)
         return -1;
     }
 
+    /* Receive cases of small elements share the waiter's val: only the one
+       that fires is written, and it is copied out below. */
     struct wp__chan_waiter w;
     struct wp__chan_sudog sg[WP_SELECT_MAX];
     wp__chan_waiter_init(&w);
     for (size_t k = 0; k < m; k++) {
         wp_select_case *cs = &cases[lock[k]];
+        void *elem = cs->elem;
+        if (cs->op == WP_RECV && elem && cs->chan->elem_size <= sizeof w.val) elem = w.val;
         sg[k] = (struct wp__chan_sudog){
-            .w = &w, .c = cs->chan, .elem = cs->elem, .op = cs->op, .index = lock[k]};
+            .w = &w, .c = cs->chan, .elem = elem, .op = (uint8_t)cs->op, .index = (uint16_t)k};
         wp__chan_enqueue(&sg[k]);
     }
     unlock_all(cases, lock, m);
@@ -129,6 +134,11 @@ int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns)
     unlock_all(cases, lock, m);
 
     if (r != 0) return -1;
-    cases[w.fired->index].err = w.fired->success ? 0 : EPIPE;
-    return (int)w.fired->index;
+    /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
+    uint32_t done = atomic_load_explicit(&w.done, memory_order_relaxed);
+    struct wp__chan_sudog *fired = &sg[WP__CHAN_DONE_INDEX(done)];
+    wp_select_case *cs = &cases[lock[WP__CHAN_DONE_INDEX(done)]];
+    cs->err = WP__CHAN_DONE_SUCCESS(done) ? 0 : EPIPE;
+    if (cs->err == 0 && fired->elem == w.val) memcpy(cs->elem, w.val, cs->chan->elem_size);
+    return (int)lock[WP__CHAN_DONE_INDEX(done)];
 }
