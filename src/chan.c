@@ -184,7 +184,13 @@ void wp__chan_lock(wp_chan *c)
 /* c locked. Whether a receive would complete now without waiting. */
 static int receivable(wp_chan *c)
 {
-    if (c->count > 0 || c->closed) return 1;
+    if (c->closed) return 1;
+    if (c->cap > 0) {
+        /* seq_cst: after the flag store of wp_chan_fd (see chan.h); an
+           element in flight (tail moved, slot not yet stamped) counts. */
+        size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+        return (tail & ~c->mark) != atomic_load_explicit(&c->head, memory_order_seq_cst);
+    }
     for (struct wp__chan_sudog *sg = c->sendq.first; sg; sg = sg->next)
         /* relaxed: a hint. A claim we miss was made by a partner or the
            owner, who takes the sudog off (or a receive drops it) under
@@ -206,8 +212,20 @@ static void fd_sync(wp_chan *c)
     }
 }
 
+/* c locked, c buffered. Brings flags in line with the queues and the
+   descriptor. seq_cst store: see the invariants in chan.h. */
+static void flags_sync(wp_chan *c)
+{
+    uint32_t f = (c->recvq.first ? WP__CHAN_RECV_WAIT : 0) |
+                 (c->sendq.first ? WP__CHAN_SEND_WAIT : 0) | (c->efd >= 0 ? WP__CHAN_HAS_FD : 0);
+    /* relaxed: only lock holders write flags. */
+    if (atomic_load_explicit(&c->flags, memory_order_relaxed) != f)
+        atomic_store_explicit(&c->flags, f, memory_order_seq_cst);
+}
+
 void wp__chan_unlock(wp_chan *c)
 {
+    if (c->cap > 0) flags_sync(c);
     if (c->efd >= 0) fd_sync(c);
     /* release: publishes the critical section; pairs with the acquires in
        wp__chan_lock. Wakes one sleeper only if one may be asleep. */
@@ -221,11 +239,9 @@ void wp__chan_waiter_init(struct wp__chan_waiter *w)
     atomic_init(&w->done, 0);
 }
 
-/* Absolute CLOCK_MONOTONIC deadline timeout_ns from now; 0 if there is none
-   (WP_FOREVER or too far to represent). */
-static int deadline(uint64_t timeout_ns, struct timespec *ts)
+const struct timespec *wp__chan_deadline(uint64_t timeout_ns, struct timespec *ts)
 {
-    if (timeout_ns == WP_FOREVER) return 0;
+    if (timeout_ns == WP_FOREVER) return NULL;
     clock_gettime(CLOCK_MONOTONIC, ts);
     uint64_t sec = timeout_ns / 1000000000u + (uint64_t)ts->tv_sec;
     long nsec = (long)(timeout_ns % 1000000000u) + ts->tv_nsec;
@@ -233,10 +249,10 @@ static int deadline(uint64_t timeout_ns, struct timespec *ts)
         nsec -= 1000000000L;
         sec++;
     }
-    if (sec > (uint64_t)INT32_MAX * 2) return 0; /* centuries away: no limit */
+    if (sec > (uint64_t)INT32_MAX * 2) return NULL; /* centuries away: no limit */
     ts->tv_sec = (time_t)sec;
     ts->tv_nsec = nsec;
-    return 1;
+    return ts;
 }
 
 static int past(const struct timespec *ts)
@@ -246,10 +262,8 @@ static int past(const struct timespec *ts)
     return now.tv_sec > ts->tv_sec || (now.tv_sec == ts->tv_sec && now.tv_nsec >= ts->tv_nsec);
 }
 
-int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
+int wp__chan_park(struct wp__chan_waiter *w, const struct timespec *deadline)
 {
-    struct timespec ts;
-    int timed = deadline(timeout_ns, &ts);
 
     /* Spin: first with CPU pauses, then yielding the CPU, in case the
        partner we wait for is waiting for this very CPU. The spin's own
@@ -264,8 +278,8 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
             wp__cpu_relax();
         else
             sched_yield();
-        if (i == 16 && !deadline(WP_CHAN_SPIN_NS, &spin_end)) break;
-        if (i % 16 == 0 && (past(&spin_end) || (timed && past(&ts)))) break;
+        if (i == 16) wp__chan_deadline(WP_CHAN_SPIN_NS, &spin_end);
+        if (i % 16 == 0 && (past(&spin_end) || (deadline && past(deadline)))) break;
     }
     uint32_t st = WP__CHAN_RUNNING;
     /* acquire on failure: the state is WOKEN, pairs as above. Success needs
@@ -274,7 +288,7 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
                                                  memory_order_acquire, memory_order_acquire))
         return 0;
     for (;;) {
-        futex_wait(&w->state, WP__CHAN_SLEEPING, timed ? &ts : NULL);
+        futex_wait(&w->state, WP__CHAN_SLEEPING, deadline);
         /* acquire: pairs with the release store of RELEASED in
            wp__chan_wake. We slept, so the waker makes a futex call on
            w->state after its exchange: wait until it has (it is between
@@ -288,23 +302,24 @@ int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns)
             now = atomic_load_explicit(&w->state, memory_order_acquire);
         }
         if (now == WP__CHAN_RELEASED) return 0;
-        if (timed && past(&ts)) {
+        if (deadline && past(deadline)) {
             uint32_t open = 0;
             /* relaxed: only one of us and the partners may win (see
                waitq_claim); if we win, nobody writes to our sudogs again and
                the caller takes them off their queues under the locks. */
-            if (atomic_compare_exchange_strong_explicit(&w->done, &open, 1, memory_order_relaxed,
-                                                        memory_order_relaxed))
+            if (atomic_compare_exchange_strong_explicit(&w->done, &open, WP__CHAN_SELF,
+                                                        memory_order_relaxed, memory_order_relaxed))
                 return ETIMEDOUT;
-            timed = 0; /* a partner claimed us: its wake is on the way */
+            deadline = NULL; /* a partner claimed us: its wake is on the way */
         }
     }
 }
 
 void wp__chan_wake(struct wp__chan_waiter *w)
 {
-    /* release: publishes the value copied for the owner and done; pairs with the acquire loads in wp__chan_park. If the owner did not
-       sleep, this is our last touch of *w: it may return right after. */
+    /* release: publishes the value copied for the owner and done; pairs
+       with the acquire loads in wp__chan_park. If the owner did not sleep,
+       this is our last touch of *w: it may return right after. */
     if (atomic_exchange_explicit(&w->state, WP__CHAN_WOKEN, memory_order_release) ==
         WP__CHAN_SLEEPING) {
         futex_wake(&w->state);
@@ -314,62 +329,234 @@ void wp__chan_wake(struct wp__chan_waiter *w)
     }
 }
 
-/* ----------------------------------------------------- the operations -- */
+/* ------------------------------------------------------- the ring (cap > 0) -- */
 
-static inline unsigned char *slot(wp_chan *c, size_t i)
+/* One slot: its stamp, then the element (stride bytes in all). A slot at
+   index i holds the element of position p (lap | i) when stamp == p + 1 and
+   is free for position p when stamp == p. */
+struct slot {
+    _Atomic size_t stamp;
+    unsigned char val[];
+};
+
+static inline struct slot *ring_slot(wp_chan *c, size_t index)
 {
-    return c->buf + i * c->elem_size;
+    return (struct slot *)(void *)(c->buf + index * c->stride);
 }
 
-/* c locked. Where the buffered head is. */
-static inline size_t recvx(const wp_chan *c)
+/* The position after pos: the next index, or index 0 of the next lap. */
+static inline size_t ring_next(const wp_chan *c, size_t pos)
 {
-    return c->sendx >= c->count ? c->sendx - c->count : c->sendx + c->cap - c->count;
+    size_t index = pos & (c->mark - 1);
+    return index + 1 < c->cap ? pos + 1 : (pos & ~(c->one_lap - 1)) + c->one_lap;
 }
+
+/* Waits a little for a thread that is between its CAS and its stamp (or
+   lost a CAS to us): pauses, then yields, in case it waits for this CPU. */
+static void ring_backoff(unsigned *step)
+{
+    if (*step < 6) {
+        for (unsigned i = 0; i < 1u << *step; i++) wp__cpu_relax();
+        ++*step;
+    } else {
+        sched_yield();
+    }
+}
+
+/* Sends elem into the ring: 0, EPIPE (closed) or EAGAIN (full). Lock-free;
+   a caller holding the lock may call it too. */
+static int ring_push(wp_chan *c, const void *elem)
+{
+    unsigned step = 0;
+    /* relaxed: a guess, checked against the slot's stamp and by the CAS. */
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    for (;;) {
+        if (tail & c->mark) return EPIPE;
+        struct slot *s = ring_slot(c, tail & (c->mark - 1));
+        /* acquire: pairs with the release stamp in ring_pop, so the last
+           lap's receive had copied the element out before we overwrite. */
+        size_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        if (stamp == tail) {
+            /* seq_cst: the position is ours; ordered before our load of
+               flags in ring_after (see chan.h). On failure, tail is reread. */
+            if (atomic_compare_exchange_weak_explicit(&c->tail, &tail, ring_next(c, tail),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                memcpy(s->val, elem, c->elem_size);
+                /* release: publishes the element; pairs with the acquire in
+                   ring_pop. */
+                atomic_store_explicit(&s->stamp, tail + 1, memory_order_release);
+                return 0;
+            }
+            ring_backoff(&step);
+            continue;
+        }
+        if (stamp + c->one_lap == tail + 1) {
+            /* The slot still holds last lap's element: full, unless a
+               receive has taken it and not stamped it yet. seq_cst fence:
+               head is read after the stamp. */
+            atomic_thread_fence(memory_order_seq_cst);
+            if (atomic_load_explicit(&c->head, memory_order_relaxed) + c->one_lap == tail)
+                return EAGAIN;
+        }
+        ring_backoff(&step);
+        tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+    }
+}
+
+/* Receives from the ring into elem (NULL drops): 0, EPIPE (closed and
+   drained) or EAGAIN (empty). Lock-free, like ring_push. */
+static int ring_pop(wp_chan *c, void *elem)
+{
+    unsigned step = 0;
+    /* relaxed: a guess, as in ring_push. */
+    size_t head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    for (;;) {
+        struct slot *s = ring_slot(c, head & (c->mark - 1));
+        /* acquire: pairs with the release stamp in ring_push: the element
+           is there. */
+        size_t stamp = atomic_load_explicit(&s->stamp, memory_order_acquire);
+        if (stamp == head + 1) {
+            /* seq_cst: as in ring_push, before our load of flags. */
+            if (atomic_compare_exchange_weak_explicit(&c->head, &head, ring_next(c, head),
+                                                      memory_order_seq_cst,
+                                                      memory_order_relaxed)) {
+                if (elem) memcpy(elem, s->val, c->elem_size);
+                /* release: the slot is free for the next lap's send;
+                   pairs with the acquire in ring_push. */
+                atomic_store_explicit(&s->stamp, head + c->one_lap, memory_order_release);
+                return 0;
+            }
+            ring_backoff(&step);
+            continue;
+        }
+        if (stamp == head) {
+            /* Nothing stamped here: empty, unless a send has moved tail
+               and not stamped yet. seq_cst fence: tail after the stamp. */
+            atomic_thread_fence(memory_order_seq_cst);
+            size_t tail = atomic_load_explicit(&c->tail, memory_order_relaxed);
+            if ((tail & ~c->mark) == head) return tail & c->mark ? EPIPE : EAGAIN;
+        }
+        ring_backoff(&step);
+        head = atomic_load_explicit(&c->head, memory_order_relaxed);
+    }
+}
+
+int wp__chan_ring_recheck(wp_chan *c, int op)
+{
+    flags_sync(c);
+    /* seq_cst loads: after the flag store above, in the single order that
+       also holds the partners' CASes on head and tail (see chan.h). */
+    size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+    size_t head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+    if (tail & c->mark) return 1;
+    return op == WP_SEND ? head + c->one_lap != tail : tail != head;
+}
+
+/* c locked, c buffered, a ring operation op just done. Claims one partner
+   waiting on the other queue, if any, and completes its operation through
+   the ring: receives into a waiting receiver's elem, sends a waiting
+   sender's value. Returns the waiter to wake once unlocked, or NULL. */
+static struct wp__chan_waiter *ring_partner(wp_chan *c, int op)
+{
+    struct wp__chan_sudog *sg = waitq_claim(op == WP_SEND ? &c->recvq : &c->sendq, 1);
+    if (!sg) return NULL;
+    /* Not closed (close claims every waiter under this lock), so neither can
+       fail but by EAGAIN: a lock-free operation got there first. */
+    sg->retry = (op == WP_SEND ? ring_pop(c, sg->elem) : ring_push(c, sg->elem)) != 0;
+    return sg->w;
+}
+
+/* After a ring operation op completed without the lock: if a partner may
+   wait (or the channel has a descriptor), take the lock, complete one
+   partner and let the unlock move the descriptor's level. */
+static void ring_after(wp_chan *c, int op)
+{
+    uint32_t want = (op == WP_SEND ? WP__CHAN_RECV_WAIT : WP__CHAN_SEND_WAIT) | WP__CHAN_HAS_FD;
+    /* seq_cst: after our CAS on tail (head); see chan.h. */
+    if (!(atomic_load_explicit(&c->flags, memory_order_seq_cst) & want)) return;
+    wp__chan_lock(c);
+    struct wp__chan_waiter *w = ring_partner(c, op);
+    wp__chan_unlock(c);
+    if (w) wp__chan_wake(w);
+}
+
+/* Send, try_send and send_timeout (and the receives) on a buffered channel:
+   the ring, and when it is full (empty) a sudog on sendq (recvq) and a
+   sleep until a partner wakes us to retry. */
+static int ring_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy)
+{
+    struct timespec ts;
+    const struct timespec *deadline = NULL;
+    for (int first = 1;; first = 0) {
+        int r = op == WP_SEND ? ring_push(c, elem) : ring_pop(c, elem);
+        if (r == 0) ring_after(c, op);
+        if (r != EAGAIN) return r;
+        if (timeout_ns == 0 || (!first && deadline && past(deadline))) return busy;
+        if (first) deadline = wp__chan_deadline(timeout_ns, &ts);
+
+        /* A small element travels in the waiter's line, as in chan_op. */
+        struct wp__chan_op o;
+        int small = elem && c->elem_size <= sizeof o.w.val;
+        wp__chan_waiter_init(&o.w);
+        o.sg = (struct wp__chan_sudog){
+            .w = &o.w, .c = c, .elem = small ? o.w.val : elem, .op = (uint8_t)op};
+        if (small && op == WP_SEND) memcpy(o.w.val, elem, c->elem_size);
+        wp__chan_lock(c);
+        wp__chan_enqueue(&o.sg);
+        if (wp__chan_ring_recheck(c, op)) {
+            wp__chan_unqueue(&o.sg);
+            wp__chan_unlock(c);
+            continue;
+        }
+        wp__chan_unlock(c);
+        if (wp__chan_park(&o.w, deadline) != 0) {
+            wp__chan_lock(c);
+            wp__chan_unqueue(&o.sg);
+            wp__chan_unlock(c);
+            return busy;
+        }
+        /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS
+           and its writes (retry, the value). */
+        if (WP__CHAN_DONE_SUCCESS(atomic_load_explicit(&o.w.done, memory_order_relaxed)) &&
+            !o.sg.retry) {
+            if (small && op == WP_RECV) memcpy(elem, o.w.val, c->elem_size);
+            return 0;
+        }
+        /* Closed, or a partner was beaten to the ring: retry. */
+    }
+}
+
+/* ---------------------------------------------------- the operations -- */
 
 int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **wake)
 {
+    if (c->cap > 0) {
+        int r = ring_push(c, elem);
+        if (r == 0) *wake = ring_partner(c, WP_SEND);
+        return r;
+    }
     if (c->closed) return EPIPE;
     struct wp__chan_sudog *sg = waitq_claim(&c->recvq, 1);
-    if (sg) {
-        /* A receiver waits, so the buffer is empty: hand the value over. */
-        if (sg->elem) memcpy(sg->elem, elem, c->elem_size);
-        *wake = sg->w;
-        return 0;
-    }
-    if (c->count < c->cap) {
-        memcpy(slot(c, c->sendx), elem, c->elem_size);
-        if (++c->sendx == c->cap) c->sendx = 0;
-        c->count++;
-        return 0;
-    }
-    return EAGAIN;
+    if (!sg) return EAGAIN;
+    /* A receiver waits: hand the value over. */
+    if (sg->elem) memcpy(sg->elem, elem, c->elem_size);
+    *wake = sg->w;
+    return 0;
 }
 
 int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake)
 {
+    if (c->cap > 0) {
+        int r = ring_pop(c, elem);
+        if (r == 0) *wake = ring_partner(c, WP_RECV);
+        return r;
+    }
     struct wp__chan_sudog *sg = waitq_claim(&c->sendq, 1);
-    if (sg) {
-        if (c->cap == 0) {
-            if (elem) memcpy(elem, sg->elem, c->elem_size);
-        } else {
-            /* A sender waits, so the buffer is full (recvx == sendx): take
-               its head and put the sender's value in the slot it frees, now
-               the tail. count stays cap. */
-            unsigned char *s = slot(c, c->sendx);
-            if (elem) memcpy(elem, s, c->elem_size);
-            memcpy(s, sg->elem, c->elem_size);
-            if (++c->sendx == c->cap) c->sendx = 0;
-        }
-        *wake = sg->w;
-        return 0;
-    }
-    if (c->count > 0) {
-        if (elem) memcpy(elem, slot(c, recvx(c)), c->elem_size);
-        c->count--;
-        return 0;
-    }
-    return c->closed ? EPIPE : EAGAIN;
+    if (!sg) return c->closed ? EPIPE : EAGAIN;
+    if (elem) memcpy(elem, sg->elem, c->elem_size);
+    *wake = sg->w;
+    return 0;
 }
 
 /* The one body of send, try_send and send_timeout (and of the receives):
@@ -377,6 +564,7 @@ int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake)
    busy: what to return when it cannot complete in time. */
 static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy)
 {
+    if (c->cap > 0) return ring_op(c, op, elem, timeout_ns, busy);
     struct wp__chan_waiter *wake = NULL;
     wp__chan_lock(c);
     int r =
@@ -397,7 +585,8 @@ static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
     wp__chan_enqueue(&o.sg);
     wp__chan_unlock(c);
 
-    r = wp__chan_park(&o.w, timeout_ns);
+    struct timespec ts;
+    r = wp__chan_park(&o.w, wp__chan_deadline(timeout_ns, &ts));
     if (r != 0) {
         wp__chan_lock(c);
         wp__chan_unqueue(&o.sg);
@@ -462,6 +651,9 @@ int wp_chan_close(wp_chan *c)
         return EPIPE;
     }
     c->closed = 1;
+    /* seq_cst: senders that load tail after this fail with EPIPE; a CAS
+       that raced with it failed and rereads. */
+    if (c->cap > 0) atomic_fetch_or_explicit(&c->tail, c->mark, memory_order_seq_cst);
     /* Claim every waiter now, wake them once the lock is dropped. A claimed
        owner cannot leave before its wake, so the list (threaded through
        the sudogs on their stacks) stays valid until then. */
@@ -481,11 +673,19 @@ int wp_chan_close(wp_chan *c)
 
 size_t wp_chan_len(wp_chan *c)
 {
-    if (!c) return 0;
-    wp__chan_lock(c);
-    size_t n = c->count;
-    wp__chan_unlock(c);
-    return n;
+    if (!c || c->cap == 0) return 0;
+    /* seq_cst: a head and a tail that were both current at one moment (tail
+       read again unchanged after head). An element in flight counts. */
+    size_t head, tail;
+    do {
+        tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
+        head = atomic_load_explicit(&c->head, memory_order_seq_cst);
+    } while (atomic_load_explicit(&c->tail, memory_order_seq_cst) != tail);
+    tail &= ~c->mark;
+    size_t hi = head & (c->mark - 1), ti = tail & (c->mark - 1);
+    if (hi < ti) return ti - hi;
+    if (hi > ti) return c->cap - hi + ti;
+    return tail == head ? 0 : c->cap;
 }
 
 int wp_chan_fd(wp_chan *c, int *fd)
@@ -518,18 +718,36 @@ size_t wp_chan_cap(wp_chan *c)
 int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
 {
     if (!out || elem_size == 0) return EINVAL;
-    if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / elem_size) return EINVAL;
+    /* A slot is its stamp, then the element rounded up to 8 bytes. */
+    size_t stride = 0;
+    if (capacity > 0) {
+        if (elem_size > SIZE_MAX / 2) return EINVAL;
+        stride = sizeof(size_t) + ((elem_size + 7) & ~(size_t)7);
+        if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / stride) return EINVAL;
+    }
     /* One block, cache-line aligned: the channel, then its ring. */
-    size_t size = (sizeof(wp_chan) + elem_size * capacity + WP__CACHE_LINE - 1) &
-                  ~(size_t)(WP__CACHE_LINE - 1);
+    size_t size =
+        (sizeof(wp_chan) + stride * capacity + WP__CACHE_LINE - 1) & ~(size_t)(WP__CACHE_LINE - 1);
     wp_chan *c = aligned_alloc(WP__CACHE_LINE, size);
     if (!c) return ENOMEM;
     memset(c, 0, sizeof *c);
     atomic_init(&c->lock, 0);
+    atomic_init(&c->flags, 0);
+    atomic_init(&c->head, 0);
+    atomic_init(&c->tail, 0);
     c->elem_size = elem_size;
     c->cap = capacity;
+    c->stride = stride;
     c->efd = -1;
     c->buf = (unsigned char *)(c + 1);
+    if (capacity > 0) {
+        /* Positions: index in the bits below mark, then the closed bit, then
+           the lap. A slot starts free for its lap-0 position. */
+        c->mark = 1;
+        while (c->mark < capacity + 1) c->mark <<= 1;
+        c->one_lap = c->mark << 1;
+        for (size_t i = 0; i < capacity; i++) atomic_init(&ring_slot(c, i)->stamp, i);
+    }
     *out = c;
     return 0;
 }

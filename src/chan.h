@@ -28,6 +28,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* One sleeping thread. Lives on the owner's stack for one operation, on the
    same cache line as its sudog when it has one (struct wp__chan_op), so that
@@ -63,6 +64,10 @@ struct wp__chan_sudog {
     uint16_t index; /* idem. Returned in w->done when this sudog completes */
     uint8_t op;     /* idem. WP_SEND or WP_RECV */
     uint8_t queued; /* on c's queue: protected by c->lock */
+    /* Buffered only, written by the claimant before its wake: 1 if it could
+       not complete the operation through the ring (another thread took the
+       element or the room first), so the owner retries. */
+    uint8_t retry;
 };
 
 /* A single send or receive that waits: waiter and sudog on one line. */
@@ -76,40 +81,72 @@ struct wp__chan_waitq {
 };
 
 /*
- * Invariants (all under lock):
+ * Two kinds of channel share the waiting machinery (lock, queues, sudogs):
+ *
+ * Unbuffered (cap 0): Go's. Everything is under the lock. A sender and a
+ * receiver meet through the queues: the one that comes second claims the
+ * other's sudog and copies the value across. Invariants (under lock):
  *   - At most one of recvq and sendq holds live (unclaimed) sudogs.
- *   - count > 0 implies recvq holds no live sudog; count < cap implies sendq
- *     holds no live sudog (so with cap 0, a sender waits until a receiver
- *     arrives, and the other way round).
  *   - closed implies both queues hold no live sudog.
- *   - The buffered elements are slots recvx .. recvx + count - 1 (mod cap),
- *     recvx = sendx - count (mod cap), computed, not stored.
+ *
+ * Buffered (cap > 0): the elements live in a lock-free ring of cap slots
+ * (Vyukov's bounded queue, as crossbeam's array channel): head and tail are
+ * positions (index | lap, mark bit in tail = closed), each slot has a stamp
+ * saying whether it holds the element of a given position. A send claims a
+ * position with one CAS on tail, writes the slot and publishes it with its
+ * stamp; a receive does the same on head. Neither takes the lock while the
+ * ring has room or elements. The queues hold only operations that found the
+ * ring full (sendq) or empty (recvq). A send that then sees a receiver
+ * waiting takes the lock, claims it and receives from the ring on its
+ * behalf (a receive does the same for a waiting sender: sends its value
+ * into the room it made), so as in Go a waiting receiver has its value when
+ * the send returns. If another thread got to the ring first, the claimed
+ * waiter is woken with retry set and tries again itself. Invariants:
+ *   - flags has WP__CHAN_RECV_WAIT (SEND_WAIT) set whenever recvq (sendq) is
+ *     not empty: set under the lock before the waiter's last look at the
+ *     ring, both seq_cst, so a send that does not see it (its CAS on tail
+ *     and its load of flags are seq_cst too) happened before that look.
+ *   - Each element claims at most one waiter, which gets it (or one before
+ *     it), or retries at least once when another receive beat it: so no
+ *     element stays buffered while a receiver sleeps. Close claims all
+ *     waiters; they retry, and find the ring drained or the mark.
+ *   - closed (under lock) and tail's mark bit are set together, once.
+ *
  * A "stale" sudog (its waiter already claimed) may sit on a queue until the
  * next dequeue or its owner removes it; it never counts.
  *
- * The lock and everything it protects share one cache line: an operation
- * that finds the channel uncontended moves that one line (plus a slot of the
- * ring, plus a waiter's line when it completes one). elem_size, cap and the
- * ring pointer are on the next line, written once, read by all.
- *
  * The descriptor (wp_chan_fd), once made: efd_up says whether the eventfd
  * holds 1 (polls readable), and wp__chan_unlock brings it in line with
- * "a receive would not wait" (count > 0, closed, or a live sudog on sendq)
- * before it drops the lock, so the edges are written in the order the states
- * changed. The one lag: a sudog made stale without this lock (a select that
- * fired on another channel, an owner that timed out) still counts until its
- * owner, or the next receive here, takes it off the queue under this lock.
+ * "a receive would not wait" (an element buffered, closed, or a live sudog
+ * on sendq) before it drops the lock, so the edges are written in the order
+ * the states changed. A buffered channel with a descriptor sets HAS_FD in
+ * flags, and every ring operation that sees it takes the lock afterwards to
+ * move the level (one that raced with the descriptor's making is seen by the
+ * making's own first look). The one lag: a sudog made stale without this
+ * lock (a select that fired on another channel, an owner that timed out)
+ * still counts until its owner, or the next receive here, takes it off the
+ * queue under this lock.
  */
+enum { WP__CHAN_RECV_WAIT = 1, WP__CHAN_SEND_WAIT = 2, WP__CHAN_HAS_FD = 4 };
+
 struct wp_chan {
-    /* wp__chan_lock's futex word. */
+    /* wp__chan_lock's futex word, alone on its cache line: threads spinning
+       on it then do not steal the line the holder is writing. */
     alignas(WP__CACHE_LINE) _Atomic uint32_t lock;
     alignas(WP__CACHE_LINE) int closed; /* protected by lock */
     int efd;    /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
     int efd_up; /* the eventfd holds 1 (readable): protected by lock */
-    size_t count, sendx;                /* ring of cap slots: protected by lock */
     struct wp__chan_waitq recvq, sendq; /* protected by lock */
-    alignas(WP__CACHE_LINE) size_t elem_size, cap; /* immutable */
-    unsigned char *buf; /* cap * elem_size bytes after the struct, slots protected by lock */
+    /* Read by every ring operation, written (under lock) only when a queue
+       goes from empty to not or back, or the descriptor is made. */
+    alignas(WP__CACHE_LINE) _Atomic uint32_t flags;
+    size_t elem_size, cap; /* immutable */
+    size_t stride;         /* immutable: bytes per slot, its stamp then the element */
+    size_t mark, one_lap;  /* immutable: tail's closed bit; a lap (two marks) */
+    unsigned char *buf;    /* immutable: the slots, after the struct */
+    /* Ring positions, each on its own line: receivers CAS head, senders tail. */
+    alignas(WP__CACHE_LINE) _Atomic size_t head;
+    alignas(WP__CACHE_LINE) _Atomic size_t tail;
 };
 
 /* The channel lock (spin, then sleep on a futex). Not recursive. Unlocking
@@ -118,12 +155,19 @@ void wp__chan_lock(wp_chan *c);
 void wp__chan_unlock(wp_chan *c);
 
 /* c locked. Completes a send of elem now if it can: 0 done, EPIPE closed,
-   EAGAIN it would have to wait. On 0 with a receiver handed the value,
-   *wake is set to the waiter to wake once the lock is dropped. */
+   EAGAIN it would have to wait. On 0 with a receiver handed the value (or,
+   buffered, woken to retry), *wake is set to the waiter to wake once the
+   lock is dropped. */
 int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **wake);
 /* c locked. Same for a receive into elem (NULL drops): 0, EPIPE (closed and
    drained) or EAGAIN. */
 int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake);
+
+/* c locked, c buffered, a sudog of kind op just queued on c. Publishes the
+   waiting flags (seq_cst), then looks at the ring once more: 1 if an
+   operation op would now complete (or closed), in which case the caller
+   takes its sudogs off again instead of sleeping. */
+int wp__chan_ring_recheck(wp_chan *c, int op);
 
 /* sg->c locked. Queues sg on the send or receive queue by sg->op. */
 void wp__chan_enqueue(struct wp__chan_sudog *sg);
@@ -133,11 +177,15 @@ void wp__chan_unqueue(struct wp__chan_sudog *sg);
 /* Prepares a waiter: running, not claimed. */
 void wp__chan_waiter_init(struct wp__chan_waiter *w);
 
-/* Sleeps until a claimant wakes w (returns 0) or until timeout_ns has passed
-   and the owner won the claim itself (returns ETIMEDOUT: the caller must then
-   take its sudogs off their queues). WP_FOREVER: no limit. Call with no lock
-   held. */
-int wp__chan_park(struct wp__chan_waiter *w, uint64_t timeout_ns);
+/* Sleeps until a claimant wakes w (returns 0) or until the deadline has
+   passed and the owner won the claim itself (returns ETIMEDOUT: the caller
+   must then take its sudogs off their queues). deadline NULL: no limit.
+   Call with no lock held. */
+int wp__chan_park(struct wp__chan_waiter *w, const struct timespec *deadline);
+
+/* An absolute CLOCK_MONOTONIC deadline timeout_ns from now in *ts; returns
+   ts, or NULL if there is none (WP_FOREVER or too far to represent). */
+const struct timespec *wp__chan_deadline(uint64_t timeout_ns, struct timespec *ts);
 /* Wakes a waiter the caller claimed. Call with no lock held; after it w may
    be gone. */
 void wp__chan_wake(struct wp__chan_waiter *w);

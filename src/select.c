@@ -94,51 +94,86 @@ int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns)
         m++;
     }
 
-    lock_all(cases, lock, m);
-    for (size_t k = 0; k < m; k++) {
-        wp_select_case *cs = &cases[poll[k]];
-        struct wp__chan_waiter *wake = NULL;
-        int r = cs->op == WP_SEND ? wp__chan_send_locked(cs->chan, cs->elem, &wake)
-                                  : wp__chan_recv_locked(cs->chan, cs->elem, &wake);
-        if (r != EAGAIN) {
+    struct timespec ts;
+    const struct timespec *deadline = NULL;
+    for (int first = 1;; first = 0) {
+        lock_all(cases, lock, m);
+        for (size_t k = 0; k < m; k++) {
+            wp_select_case *cs = &cases[poll[k]];
+            struct wp__chan_waiter *wake = NULL;
+            int r = cs->op == WP_SEND ? wp__chan_send_locked(cs->chan, cs->elem, &wake)
+                                      : wp__chan_recv_locked(cs->chan, cs->elem, &wake);
+            if (r != EAGAIN) {
+                unlock_all(cases, lock, m);
+                if (wake) wp__chan_wake(wake);
+                cs->err = r;
+                return poll[k];
+            }
+        }
+        if (timeout_ns == 0) {
             unlock_all(cases, lock, m);
-            if (wake) wp__chan_wake(wake);
+            return -1;
+        }
+        if (first) deadline = wp__chan_deadline(timeout_ns, &ts);
+
+        /* Receive cases of small elements share the waiter's val: only the
+           one that fires is written, and it is copied out below. */
+        struct wp__chan_waiter w;
+        struct wp__chan_sudog sg[WP_SELECT_MAX];
+        wp__chan_waiter_init(&w);
+        int ready = 0;
+        for (size_t k = 0; k < m; k++) {
+            wp_select_case *cs = &cases[lock[k]];
+            void *elem = cs->elem;
+            if (cs->op == WP_RECV && elem && cs->chan->elem_size <= sizeof w.val) elem = w.val;
+            sg[k] = (struct wp__chan_sudog){
+                .w = &w, .c = cs->chan, .elem = elem, .op = (uint8_t)cs->op, .index = (uint16_t)k};
+            wp__chan_enqueue(&sg[k]);
+        }
+        /* A buffered channel's ring moves without its lock: look at it once
+           more now that our waiting flags are out (see chan.h). */
+        for (size_t k = 0; k < m && !ready; k++)
+            if (sg[k].c->cap > 0) ready = wp__chan_ring_recheck(sg[k].c, sg[k].op);
+        if (ready) {
+            for (size_t k = 0; k < m; k++) wp__chan_unqueue(&sg[k]);
+            unlock_all(cases, lock, m);
+            continue;
+        }
+        unlock_all(cases, lock, m);
+
+        int r = wp__chan_park(&w, deadline);
+
+        lock_all(cases, lock, m);
+        for (size_t k = 0; k < m; k++) wp__chan_unqueue(&sg[k]);
+        unlock_all(cases, lock, m);
+
+        if (r != 0) return -1;
+        /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
+        uint32_t done = atomic_load_explicit(&w.done, memory_order_relaxed);
+        size_t k = WP__CHAN_DONE_INDEX(done);
+        wp_select_case *cs = &cases[lock[k]];
+        if (WP__CHAN_DONE_SUCCESS(done) && !sg[k].retry) {
+            /* The claimant completed the case. */
+            cs->err = 0;
+            if (sg[k].elem == w.val) memcpy(cs->elem, w.val, cs->chan->elem_size);
+            return (int)lock[k];
+        }
+        if (cs->chan->cap == 0) {
+            cs->err = EPIPE; /* closed */
+            return (int)lock[k];
+        }
+        /* Buffered and closed, or the claimant was beaten to the ring: this
+           case first, so the element (or the room) that woke us is not left
+           behind while another waiter sleeps. Taken meanwhile: wait again. */
+        struct wp__chan_waiter *wake = NULL;
+        wp__chan_lock(cs->chan);
+        r = cs->op == WP_SEND ? wp__chan_send_locked(cs->chan, cs->elem, &wake)
+                              : wp__chan_recv_locked(cs->chan, cs->elem, &wake);
+        wp__chan_unlock(cs->chan);
+        if (wake) wp__chan_wake(wake);
+        if (r != EAGAIN) {
             cs->err = r;
-            return poll[k];
+            return (int)lock[k];
         }
     }
-    if (timeout_ns == 0) {
-        unlock_all(cases, lock, m);
-        return -1;
-    }
-
-    /* Receive cases of small elements share the waiter's val: only the one
-       that fires is written, and it is copied out below. */
-    struct wp__chan_waiter w;
-    struct wp__chan_sudog sg[WP_SELECT_MAX];
-    wp__chan_waiter_init(&w);
-    for (size_t k = 0; k < m; k++) {
-        wp_select_case *cs = &cases[lock[k]];
-        void *elem = cs->elem;
-        if (cs->op == WP_RECV && elem && cs->chan->elem_size <= sizeof w.val) elem = w.val;
-        sg[k] = (struct wp__chan_sudog){
-            .w = &w, .c = cs->chan, .elem = elem, .op = (uint8_t)cs->op, .index = (uint16_t)k};
-        wp__chan_enqueue(&sg[k]);
-    }
-    unlock_all(cases, lock, m);
-
-    int r = wp__chan_park(&w, timeout_ns);
-
-    lock_all(cases, lock, m);
-    for (size_t k = 0; k < m; k++) wp__chan_unqueue(&sg[k]);
-    unlock_all(cases, lock, m);
-
-    if (r != 0) return -1;
-    /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
-    uint32_t done = atomic_load_explicit(&w.done, memory_order_relaxed);
-    struct wp__chan_sudog *fired = &sg[WP__CHAN_DONE_INDEX(done)];
-    wp_select_case *cs = &cases[lock[WP__CHAN_DONE_INDEX(done)]];
-    cs->err = WP__CHAN_DONE_SUCCESS(done) ? 0 : EPIPE;
-    if (cs->err == 0 && fired->elem == w.val) memcpy(cs->elem, w.val, cs->chan->elem_size);
-    return (int)lock[WP__CHAN_DONE_INDEX(done)];
 }
