@@ -71,6 +71,12 @@
 #define WP_CHAN_PAUSES 64
 #endif
 
+/* Polls of the next slot (a CPU pause each) by a buffered op that found the
+   ring full or empty, before it queues a sudog. */
+#ifndef WP_CHAN_RING_SPIN
+#define WP_CHAN_RING_SPIN 128
+#endif
+
 /* Rounds of (exponentially growing) pauses for the channel lock before
    sleeping on it. */
 #ifndef WP_CHAN_LOCK_SPIN
@@ -442,6 +448,18 @@ static int ring_pop(wp_chan *c, void *elem)
     }
 }
 
+/* Whether an operation op would find an element (room) now: a hint read
+   from the one slot it would take, for the spin before queueing. */
+static int ring_hint(wp_chan *c, int op)
+{
+    /* relaxed: a hint; the operation it lets through rechecks all. */
+    size_t pos = atomic_load_explicit(op == WP_SEND ? &c->tail : &c->head, memory_order_relaxed);
+    if (pos & c->mark) return 1;
+    size_t stamp = atomic_load_explicit(&ring_slot(c, pos & (c->mark - 1))->stamp,
+                                        memory_order_relaxed);
+    return stamp == (op == WP_SEND ? pos : pos + 1);
+}
+
 int wp__chan_ring_recheck(wp_chan *c, int op)
 {
     flags_sync(c);
@@ -493,7 +511,16 @@ static int ring_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
         if (r == 0) ring_after(c, op);
         if (r != EAGAIN) return r;
         if (timeout_ns == 0 || (!first && deadline && past(deadline))) return busy;
-        if (first) deadline = wp__chan_deadline(timeout_ns, &ts);
+        if (first) {
+            deadline = wp__chan_deadline(timeout_ns, &ts);
+            /* The partner is usually running and a few elements behind:
+               watch the one slot we need a little before paying for a
+               queued wait (a lock and a wake on each side). */
+            int seen = 0;
+            for (int i = 0; i < WP_CHAN_RING_SPIN && !(seen = ring_hint(c, op)); i++)
+                wp__cpu_relax();
+            if (seen) continue;
+        }
 
         /* A small element travels in the waiter's line, as in chan_op. */
         struct wp__chan_op o;
