@@ -130,10 +130,10 @@ struct wp__chan_waitq {
 enum { WP__CHAN_RECV_WAIT = 1, WP__CHAN_SEND_WAIT = 2, WP__CHAN_HAS_FD = 4 };
 
 struct wp_chan {
-    /* wp__chan_lock's futex word, alone on its cache line: threads spinning
-       on it then do not steal the line the holder is writing. */
+    /* wp__chan_lock's futex word, on one line with what it protects: a
+       handoff on an unbuffered channel then moves this one line. */
     alignas(WP__CACHE_LINE) _Atomic uint32_t lock;
-    alignas(WP__CACHE_LINE) int closed; /* protected by lock */
+    int closed; /* protected by lock */
     int efd;    /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
     int efd_up; /* the eventfd holds 1 (readable): protected by lock */
     struct wp__chan_waitq recvq, sendq; /* protected by lock */
