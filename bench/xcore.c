@@ -263,8 +263,10 @@ static void *flow_recv(void *arg)
 {
     struct flow *f = arg;
     int64_t v;
+    uint64_t got = 0; /* counted here: f's line is read by the sender per element */
     pthread_barrier_wait(&f->start);
-    while (wp_chan_recv(f->c, &v) == 0) f->got++;
+    while (wp_chan_recv(f->c, &v) == 0) got++;
+    f->got = got;
     return NULL;
 }
 
