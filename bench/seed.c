@@ -5,6 +5,11 @@
  *   Serial                 one thread, a plain loop: the baseline
  *   UnboundedThreads       one pthread per job, all created, then all joined
  *                          (the C counterpart of one goroutine per task)
+ *   SplitThreads           no pool: as many long-lived pthreads as the pool
+ *                          has workers, each runs a fixed contiguous share
+ *                          of the jobs between two barriers. What this many
+ *                          threads can do on this machine with no queue at
+ *                          all: the ceiling for the pool rows below
  *   WorkerPool             wpool, one wp_submit per job, then wp_wait
  *   WorkerPoolBatch        wpool, one wp_submit_batch of all jobs, then wp_wait
  *   WorkerPoolParallelFor  wp_parallel_for over the jobs (grain chosen by
@@ -97,6 +102,66 @@ static uint64_t threads_flood(uint64_t n)
     return i;
 }
 
+/* ---------------------------------------------------------- SplitThreads -- */
+
+static unsigned split_n;
+static pthread_t split_tids[WP_MAX_WORKERS];
+static pthread_barrier_t split_go, split_done; /* split_n threads + the caller */
+static int split_quit;                         /* written before a split_go wait */
+
+static void *split_thread(void *arg)
+{
+    size_t id = (size_t)(uintptr_t)arg;
+    EVP_MD_CTX *ctx = seed_ctx_new();
+    size_t lo = SEED_JOBS * id / split_n, hi = SEED_JOBS * (id + 1) / split_n;
+    for (;;) {
+        pthread_barrier_wait(&split_go);
+        if (split_quit) break;
+        for (size_t i = lo; i < hi; i++) seed_job(i, ctx);
+        pthread_barrier_wait(&split_done);
+    }
+    seed_ctx_free(ctx);
+    return NULL;
+}
+
+static int split_setup(unsigned workers)
+{
+    /* The pool's default: $WPOOL_WORKERS, else wp_cpu_count(). */
+    const char *env = getenv("WPOOL_WORKERS");
+    split_n = workers ? workers : env && atoi(env) > 0 ? (unsigned)atoi(env) : wp_cpu_count();
+    if (split_n > WP_MAX_WORKERS) split_n = WP_MAX_WORKERS;
+    pthread_barrier_init(&split_go, NULL, split_n + 1);
+    pthread_barrier_init(&split_done, NULL, split_n + 1);
+    for (unsigned i = 0; i < split_n; i++) {
+        int e = pthread_create(&split_tids[i], NULL, split_thread, (void *)(uintptr_t)i);
+        if (e != 0) {
+            fprintf(stderr, "bench: SplitThreads: pthread_create: error %d\n", e);
+            exit(1);
+        }
+    }
+    return 0;
+}
+
+static void split_op(void)
+{
+    pthread_barrier_wait(&split_go);
+    pthread_barrier_wait(&split_done);
+}
+
+static unsigned split_used(void)
+{
+    return split_n;
+}
+
+static void split_teardown(void)
+{
+    split_quit = 1;
+    pthread_barrier_wait(&split_go); /* the barrier orders split_quit */
+    for (unsigned i = 0; i < split_n; i++) pthread_join(split_tids[i], NULL);
+    pthread_barrier_destroy(&split_go);
+    pthread_barrier_destroy(&split_done);
+}
+
 /* ----------------------------------------------------------------- wpool -- */
 
 static wp_pool *pool;
@@ -135,6 +200,7 @@ static int pool_setup(unsigned workers)
     wp_config_init(&cfg);
     cfg.workers = workers; /* 0: $WPOOL_WORKERS, else wp_cpu_count() */
     cfg.name = "bench";
+    if (getenv("XCAP")) cfg.queue_capacity = (size_t)atoi(getenv("XCAP"));
     cfg.worker_start = worker_start;
     cfg.worker_stop = worker_stop;
     int e = wp_pool_create(&pool, &cfg);
@@ -208,6 +274,7 @@ static void pfor_op(void)
 static const bench_row rows[] = {
     {"Serial", 0, serial_setup, serial_op, NULL, one_thread, serial_teardown},
     {"UnboundedThreads", 0, NULL, threads_op, threads_flood, threads_used, NULL},
+    {"SplitThreads", 1, split_setup, split_op, NULL, split_used, split_teardown},
     {"WorkerPool", 1, pool_setup, pool_op, pool_flood, pool_workers, pool_teardown},
     {"WorkerPoolBatch", 1, pool_setup, batch_op, NULL, pool_workers, pool_teardown},
 #ifdef WPOOL_BENCH_HAVE_PARALLEL_FOR
