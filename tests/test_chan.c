@@ -310,6 +310,88 @@ TEST(full_buffer_sender_waits_and_keeps_order)
     wp_chan_destroy(c);
 }
 
+/* As in Go: a receive that makes room in a full buffer moves a waiting
+   sender's value in before it returns, and a send into an empty buffer
+   hands its value to a waiting receiver before it returns. */
+TEST(a_waiting_partner_is_completed_before_the_call_returns)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(int), 2));
+    int v = 1;
+    ASSERT_OK(wp_chan_send(c, &v));
+    v = 2;
+    ASSERT_OK(wp_chan_send(c, &v));
+    struct blocked s = {c, WP_SEND, 0, -1, 3};
+    pthread_t t;
+    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &s));
+    wait_queued(c, WP_SEND, 1);
+    ASSERT_OK(wp_chan_try_recv(c, &v));
+    ASSERT_EQ(v, 1);
+    ASSERT_UEQ(wp_chan_len(c), 2); /* 2 and the sender's 3 */
+    ASSERT_ERR(wp_chan_try_send(c, &v), EAGAIN);
+    pthread_join(t, NULL);
+    ASSERT_OK(s.result);
+    for (int want = 2; want <= 3; want++) {
+        ASSERT_OK(wp_chan_try_recv(c, &v));
+        ASSERT_EQ(v, want);
+    }
+
+    struct blocked r = {c, WP_RECV, 0, -1, 0};
+    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &r));
+    wait_queued(c, WP_RECV, 1);
+    v = 9;
+    ASSERT_OK(wp_chan_send(c, &v));
+    ASSERT_UEQ(wp_chan_len(c), 0); /* already the receiver's */
+    ASSERT_ERR(wp_chan_try_recv(c, &v), EAGAIN);
+    pthread_join(t, NULL);
+    ASSERT_OK(r.result);
+    ASSERT_EQ(r.value, 9);
+    wp_chan_destroy(c);
+}
+
+/* One thread, every fill level of a 3-slot ring over many laps: FIFO order,
+   len, and full and empty exactly at cap and 0. */
+TEST(buffered_ring_keeps_order_and_len_over_many_laps)
+{
+    wp_chan *c;
+    ASSERT_OK(wp_chan_create(&c, sizeof(unsigned), 3));
+    unsigned next_in = 0, next_out = 0, v;
+    for (unsigned round = 0; round < 1000; round++) {
+        unsigned fill = round % 4, drain = (round / 4) % 4; /* 0..3 each */
+        for (unsigned i = 0; i < fill; i++) {
+            int r = wp_chan_try_send(c, &next_in);
+            if (next_in - next_out == 3) {
+                ASSERT_ERR(r, EAGAIN);
+                break;
+            }
+            ASSERT_OK(r);
+            next_in++;
+            ASSERT_UEQ(wp_chan_len(c), next_in - next_out);
+        }
+        for (unsigned i = 0; i < drain; i++) {
+            int r = wp_chan_try_recv(c, &v);
+            if (next_in == next_out) {
+                ASSERT_ERR(r, EAGAIN);
+                break;
+            }
+            ASSERT_OK(r);
+            ASSERT_EQ(v, next_out);
+            next_out++;
+            ASSERT_UEQ(wp_chan_len(c), next_in - next_out);
+        }
+    }
+    ASSERT_OK(wp_chan_close(c));
+    ASSERT_ERR(wp_chan_try_send(c, &v), EPIPE);
+    while (next_out < next_in) {
+        ASSERT_OK(wp_chan_recv(c, &v));
+        ASSERT_EQ(v, next_out);
+        next_out++;
+    }
+    ASSERT_ERR(wp_chan_recv(c, &v), EPIPE);
+    ASSERT_UEQ(wp_chan_len(c), 0);
+    wp_chan_destroy(c);
+}
+
 TEST(timed_wait_completes_when_a_partner_arrives)
 {
     wp_chan *c;
@@ -416,9 +498,11 @@ static void run_mpmc(size_t cap, size_t elem_size, int senders, int receivers, i
 
 TEST(mpmc_every_value_exactly_once)
 {
-    static const size_t caps[] = {0, 1, 64}, sizes[] = {8, 256};
-    for (size_t ci = 0; ci < 3; ci++)
-        for (size_t si = 0; si < 2; si++) {
+    /* 3: a ring whose size is no power of two; 12: a slot of 8 + 16 bytes,
+       the element not a multiple of 8. */
+    static const size_t caps[] = {0, 1, 3, 64}, sizes[] = {8, 12, 256};
+    for (size_t ci = 0; ci < 4; ci++)
+        for (size_t si = 0; si < 3; si++) {
             run_mpmc(caps[ci], sizes[si], 4, 4, 0);
             if (test_failed_now) return;
             run_mpmc(caps[ci], sizes[si], 1, 3, 0);
@@ -430,8 +514,8 @@ TEST(mpmc_every_value_exactly_once)
 
 TEST(mpmc_with_timeouts_loses_and_duplicates_nothing)
 {
-    static const size_t caps[] = {0, 1, 64};
-    for (size_t ci = 0; ci < 3; ci++) {
+    static const size_t caps[] = {0, 1, 3, 64};
+    for (size_t ci = 0; ci < 4; ci++) {
         run_mpmc(caps[ci], 8, 3, 3, 1);
         if (test_failed_now) return;
     }
