@@ -2,7 +2,7 @@
 # CMAKE_GEN). Everything builds in Release under $(BENCH_BUILD) and writes
 # its CSV/JSON/txt under $(BENCH_BUILD)/bench/.
 #
-#   make bench         the seed table: Serial, UnboundedThreads, WorkerPool,
+#   make bench         the seed table: Serial, UnboundedThreads, SplitThreads, WorkerPool,
 #                      WorkerPoolBatch, WorkerPoolParallelFor; then the hot
 #                      path table: Empty, Wakeup, Idle, Nested (~1 minute)
 #   make bench-peers   the same op and table with C-Thread-Pool (and its API

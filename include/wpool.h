@@ -297,9 +297,11 @@ WP_EXTERN size_t wp_chan_cap(wp_chan *c);
    EPIPE: closed and drained), then poll again. Only the library reads or
    closes it; wp_chan_destroy closes it. The first call makes it (an
    eventfd), later calls return the same one. Cost: a channel that never
-   asked pays one branch per operation; one that has pays a system call only
-   on each edge, under the channel lock: a write when it goes from nothing to
-   receive to something, a read when it goes back. So a send into a drained
+   asked pays one branch per operation; one that has takes its lock once per
+   operation (a buffered channel's sends and receives are lock-free
+   otherwise) and pays a system call only on each edge, under that lock: a
+   write when it goes from nothing to receive to something, a read when it
+   goes back. So a send into a drained
    channel whose loop sleeps costs one write, and the sends that follow until
    the loop drains it cost none. After fork() the descriptor is shared with
    the other process: use it in one of them only. EINVAL: c or fd NULL.
