@@ -1,32 +1,39 @@
 /*
- * Channels: Go's chan in C. A bounded ring of elements plus two queues of
- * waiting operations, all behind one lock per channel (see chan.h for the
- * structures and the invariants).
+ * Channels: Go's chan in C. Two queues of waiting operations behind one
+ * lock per channel and, for a buffered channel, a lock-free ring of
+ * elements (see chan.h for the structures and the invariants of both kinds).
  *
  * Who touches what:
- *   - Everything in struct wp_chan but elem_size/cap/buf is protected by
- *     c->lock (wp__chan_lock).
+ *   - closed, efd, efd_up and the two queues are protected by c->lock
+ *     (wp__chan_lock); flags is written under it and read without it.
+ *     elem_size, cap, stride, mark, one_lap and buf never change.
+ *   - The ring (buffered only): head, tail and each slot's stamp are
+ *     atomics; a slot's element belongs to whoever won the CAS on its
+ *     position until that thread stores the stamp (ring_push, ring_pop).
  *   - A sudog is on its owner's stack. While it is queued, other threads read
  *     it under the channel lock. The one thread that claims its waiter
  *     (CAS done from 0 to the sudog's index and success, always under the
- *     lock of the channel it dequeues from) copies the value to or from
- *     sg->elem (for an element of up to 8 bytes, the waiter's own val, on
- *     the line the claimant writes anyway), drops the lock and wakes the owner with a single atomic exchange on
- *     w->state: after that exchange nobody but the owner touches the
- *     waiter, and the owner may return (its stack goes away), unless the
- *     owner had gone to sleep: then the waker also makes the futex call on
- *     w->state and stores RELEASED after it, and the owner, which may wake
- *     early (timeout, spurious wake) and see WOKEN, waits for RELEASED
- *     before it returns, so no futex call ever names a stack that is gone.
+ *     lock of the channel it dequeues from) completes the operation: copies
+ *     the value to or from sg->elem (for an element of up to 8 bytes, the
+ *     waiter's own val, on the line the claimant writes anyway), or, on a
+ *     buffered channel, does it through the ring and sets retry if it
+ *     could not. Then it drops the lock and wakes the owner with a single
+ *     atomic exchange on w->state: after that exchange nobody but the owner
+ *     touches the waiter, and the owner may return (its stack goes away),
+ *     unless the owner had gone to sleep: then the waker also makes the
+ *     futex call on w->state and stores RELEASED after it, and the owner,
+ *     which may wake early (timeout, spurious wake) and see WOKEN, waits for
+ *     RELEASED before it returns, so no futex call ever names a stack that
+ *     is gone.
  *   - The owner sleeps until it sees WOKEN. If its timeout passes first it
  *     tries to claim itself; if a partner won instead, the value is on its
  *     way and the owner keeps waiting (without limit: the partner is
  *     between its CAS and its wake, which takes no time).
  *
- * Close sets closed, claims every queued waiter with success 0 (senders
- * get EPIPE, receivers EPIPE) and wakes them after dropping the lock. What
- * is buffered stays deliverable; a receive on a closed, drained channel
- * returns EPIPE.
+ * Close sets closed (and, buffered, tail's mark bit), claims every queued
+ * waiter with success 0 and wakes them after dropping the lock: unbuffered
+ * ones return EPIPE, buffered ones retry and find the mark (senders: EPIPE)
+ * or what is still buffered (receivers get it, then EPIPE).
  *
  * No operation allocates: buffers are made in wp_chan_create, waiters and
  * sudogs live on the stack. A thread that must wait spins briefly (the
@@ -36,15 +43,18 @@
  * then sleep (critical sections are a few dozen instructions).
  *
  * The descriptor (wp_chan_fd) is an eventfd that holds 1 exactly while a
- * receive would not wait. Every operation changes that state under the lock,
- * so wp__chan_unlock compares it with efd_up and writes 1 on the rising edge
- * or reads it back on the falling edge, still holding the lock: the edges
- * then reach the eventfd in the order the states changed (done after the
- * unlock, a rising write could land after a later falling read and leave a
- * drained channel readable). That bends "wake no thread under a lock" only
- * for the loop's one wake per edge; a write to an eventfd never blocks, and a
- * burst of sends into a drained channel pays one write, not one each. A
- * channel without a descriptor pays the one branch on efd.
+ * receive would not wait. wp__chan_unlock compares that state with efd_up
+ * and writes 1 on the rising edge or reads it back on the falling edge,
+ * still holding the lock: the edges then reach the eventfd in the order the
+ * states changed (done after the unlock, a rising write could land after a
+ * later falling read and leave a drained channel readable). An unbuffered
+ * channel changes that state only under the lock; a buffered one with a
+ * descriptor sets HAS_FD in flags, and each ring operation that sees it
+ * takes the lock afterwards so that the unlock moves the level. That bends
+ * "wake no thread under a lock" only for the loop's one wake per edge; a
+ * write to an eventfd never blocks, and a burst of sends into a drained
+ * channel pays one write, not one each. A channel without a descriptor
+ * pays one branch (unbuffered) or one flag test (buffered) for it.
  */
 #include "chan.h"
 
@@ -386,8 +396,7 @@ static int ring_push(wp_chan *c, const void *elem)
             /* seq_cst: the position is ours; ordered before our load of
                flags in ring_after (see chan.h). On failure, tail is reread. */
             if (atomic_compare_exchange_weak_explicit(&c->tail, &tail, ring_next(c, tail),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 memcpy(s->val, elem, c->elem_size);
                 /* release: publishes the element; pairs with the acquire in
                    ring_pop. */
@@ -425,8 +434,7 @@ static int ring_pop(wp_chan *c, void *elem)
         if (stamp == head + 1) {
             /* seq_cst: as in ring_push, before our load of flags. */
             if (atomic_compare_exchange_weak_explicit(&c->head, &head, ring_next(c, head),
-                                                      memory_order_seq_cst,
-                                                      memory_order_relaxed)) {
+                                                      memory_order_seq_cst, memory_order_relaxed)) {
                 if (elem) memcpy(elem, s->val, c->elem_size);
                 /* release: the slot is free for the next lap's send;
                    pairs with the acquire in ring_push. */
@@ -455,8 +463,8 @@ static int ring_hint(wp_chan *c, int op)
     /* relaxed: a hint; the operation it lets through rechecks all. */
     size_t pos = atomic_load_explicit(op == WP_SEND ? &c->tail : &c->head, memory_order_relaxed);
     if (pos & c->mark) return 1;
-    size_t stamp = atomic_load_explicit(&ring_slot(c, pos & (c->mark - 1))->stamp,
-                                        memory_order_relaxed);
+    size_t stamp =
+        atomic_load_explicit(&ring_slot(c, pos & (c->mark - 1))->stamp, memory_order_relaxed);
     return stamp == (op == WP_SEND ? pos : pos + 1);
 }
 
@@ -621,8 +629,7 @@ static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
         return busy;
     }
     /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
-    if (!WP__CHAN_DONE_SUCCESS(atomic_load_explicit(&o.w.done, memory_order_relaxed)))
-        return EPIPE;
+    if (!WP__CHAN_DONE_SUCCESS(atomic_load_explicit(&o.w.done, memory_order_relaxed))) return EPIPE;
     if (small && op == WP_RECV) memcpy(elem, o.w.val, c->elem_size);
     return 0;
 }

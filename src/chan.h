@@ -50,10 +50,10 @@ struct wp__chan_waiter {
 
 enum { WP__CHAN_RUNNING, WP__CHAN_SLEEPING, WP__CHAN_WOKEN, WP__CHAN_RELEASED };
 
-#define WP__CHAN_SELF 1u
+#define WP__CHAN_SELF                 1u
 #define WP__CHAN_DONE(index, success) (((uint32_t)(index) + 1u) << 1 | (uint32_t)(success))
-#define WP__CHAN_DONE_INDEX(d) (((d) >> 1) - 1u)
-#define WP__CHAN_DONE_SUCCESS(d) ((int)((d)&1u))
+#define WP__CHAN_DONE_INDEX(d)        (((d) >> 1) - 1u)
+#define WP__CHAN_DONE_SUCCESS(d)      ((int)((d)&1u))
 
 /* One pending operation on one channel. */
 struct wp__chan_sudog {

@@ -110,8 +110,8 @@ static inline _Atomic uint64_t *wp__ring_seq(const wp__ring *r, uint64_t pos)
 static inline int wp__ring_init(wp__ring *r, uint64_t cap)
 {
     if (cap == 0 || cap > WP__RING_MAX_CAP) return EINVAL;
-    size_t seq_bytes = ((size_t)cap * sizeof(uint64_t) + WP__CACHE_LINE - 1) &
-                       ~(size_t)(WP__CACHE_LINE - 1);
+    size_t seq_bytes =
+        ((size_t)cap * sizeof(uint64_t) + WP__CACHE_LINE - 1) & ~(size_t)(WP__CACHE_LINE - 1);
     void *mem = NULL;
     if (posix_memalign(&mem, WP__CACHE_LINE, seq_bytes + (size_t)cap * sizeof(wp__task)) != 0)
         return ENOMEM;
@@ -159,8 +159,7 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
         /* acquire: the consumer's release of the slot (after it read the old
            fn/arg) happens before we overwrite it. */
         for (uint64_t idx = wp__ring_index(r, pos);
-             got < n &&
-             atomic_load_explicit(&seqs[idx], memory_order_acquire) == 2 * (pos + got);
+             got < n && atomic_load_explicit(&seqs[idx], memory_order_acquire) == 2 * (pos + got);
              idx = wp__ring_next(idx, cap))
             got++;
         if (got == 0) {
