@@ -31,14 +31,7 @@
  * producer that claimed before the close publishes its slot soon after;
  * consumers wait for it (it never blocks between claim and publish).
  *
- * A slot is two words in two arrays: its turn in `seqs` (eight to a cache
- * line) and its task {fn, arg} in `tasks` (four to a line). Per task, a
- * quarter of a task line goes from producer to consumer and an eighth of a
- * turn line there and back, where a 32-byte slot of both moved half a line
- * each way: with a long core-to-core round trip that traffic, not the
- * instructions, is the per-task cost.
- *
- * `enq` and `deq` live on their own cache lines; the two arrays and the
+ * `enq` and `deq` live on their own cache lines; the slot array and its
  * size on a third, read-only after init.
  */
 #ifndef WP_RING_H
@@ -56,36 +49,29 @@
 
 #define WP__RING_CLOSED (UINT64_C(1) << 63) /* positions stay below 2^62 */
 
-/* A slot's task. Written by the claiming producer before it publishes the
-   slot's turn; read by whoever takes the task. Atomic (relaxed) because a
-   would-be taker may read them while the winner frees the slot and the
-   next lap's producer writes them again: its CAS then fails and it drops
-   what it read. 16 bytes: four to a cache line, never straddling. */
-typedef struct wp__task {
+typedef struct wp__slot {
+    _Atomic uint64_t seq; /* turn, see above */
+    /* Written by the claiming producer before it publishes seq; read by
+       whoever takes the task. Atomic (relaxed) because a would-be taker may
+       read them while the winner frees the slot and the next lap's producer
+       writes them again: its CAS then fails and it drops what it read. */
     _Atomic(wp_task_fn) fn;
     _Atomic(void *) arg;
-} wp__task;
+    uint64_t pad_; /* 32 bytes: two slots per cache line, never straddling */
+} wp__slot;
 
 typedef struct wp__ring {
     alignas(WP__CACHE_LINE) _Atomic uint64_t enq; /* next position to produce | CLOSED */
     alignas(WP__CACHE_LINE) _Atomic uint64_t deq; /* next position to consume */
-    /* One block, read-only after init: cap turns (see above), then, from
-       the next cache line, cap tasks. */
-    alignas(WP__CACHE_LINE) _Atomic uint64_t *seqs;
-    wp__task *tasks;
+    alignas(WP__CACHE_LINE) wp__slot *slots;      /* read-only after init */
     uint64_t cap;
     uint64_t mask; /* cap - 1 when cap is a power of two, else 0 (use %) */
 } wp__ring;
 
-/* Bytes per slot: a turn and a task. */
-#define WP__SLOT_BYTES (sizeof(uint64_t) + sizeof(wp__task))
-
-/* Largest capacity accepted (both arrays, and a line of padding between
-   them, must fit a size_t). */
+/* Largest capacity accepted (the slot array's size must fit a size_t). */
 #define WP__RING_MAX_CAP                                                                           \
-    (((SIZE_MAX - WP__CACHE_LINE) / WP__SLOT_BYTES) < (UINT64_C(1) << 40)                          \
-         ? ((SIZE_MAX - WP__CACHE_LINE) / WP__SLOT_BYTES)                                          \
-         : (UINT64_C(1) << 40))
+    ((SIZE_MAX / sizeof(wp__slot)) < (UINT64_C(1) << 40) ? (SIZE_MAX / sizeof(wp__slot))           \
+                                                         : (UINT64_C(1) << 40))
 
 /* The slot index of position pos: a mask for a power-of-two capacity (the
    default), a division otherwise. Loops step from there with
@@ -100,29 +86,25 @@ static inline uint64_t wp__ring_next(uint64_t idx, uint64_t cap)
     return idx + 1 == cap ? 0 : idx + 1;
 }
 
-/* The turn of position pos. */
-static inline _Atomic uint64_t *wp__ring_seq(const wp__ring *r, uint64_t pos)
+static inline wp__slot *wp__ring_slot(const wp__ring *r, uint64_t pos)
 {
-    return &r->seqs[wp__ring_index(r, pos)];
+    return &r->slots[wp__ring_index(r, pos)];
 }
 
 /* 0, EINVAL (cap 0 or too large) or ENOMEM. */
 static inline int wp__ring_init(wp__ring *r, uint64_t cap)
 {
     if (cap == 0 || cap > WP__RING_MAX_CAP) return EINVAL;
-    size_t seq_bytes =
-        ((size_t)cap * sizeof(uint64_t) + WP__CACHE_LINE - 1) & ~(size_t)(WP__CACHE_LINE - 1);
     void *mem = NULL;
-    if (posix_memalign(&mem, WP__CACHE_LINE, seq_bytes + (size_t)cap * sizeof(wp__task)) != 0)
-        return ENOMEM;
-    r->seqs = mem;
-    r->tasks = (wp__task *)(void *)((unsigned char *)mem + seq_bytes);
+    if (posix_memalign(&mem, WP__CACHE_LINE, (size_t)cap * sizeof(wp__slot)) != 0) return ENOMEM;
+    r->slots = mem;
     r->cap = cap;
     r->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
     for (uint64_t i = 0; i < cap; i++) {
-        atomic_init(&r->seqs[i], 2 * i);
-        atomic_init(&r->tasks[i].fn, NULL);
-        atomic_init(&r->tasks[i].arg, NULL);
+        atomic_init(&r->slots[i].seq, 2 * i);
+        atomic_init(&r->slots[i].fn, NULL);
+        atomic_init(&r->slots[i].arg, NULL);
+        r->slots[i].pad_ = 0;
     }
     atomic_init(&r->enq, 0);
     atomic_init(&r->deq, 0);
@@ -131,9 +113,8 @@ static inline int wp__ring_init(wp__ring *r, uint64_t cap)
 
 static inline void wp__ring_free(wp__ring *r)
 {
-    free(r->seqs);
-    r->seqs = NULL;
-    r->tasks = NULL;
+    free(r->slots);
+    r->slots = NULL;
 }
 
 /*
@@ -146,8 +127,7 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
                                  uint64_t n)
 {
     /* Read-only after init: kept in registers across the atomics below. */
-    _Atomic uint64_t *const seqs = r->seqs;
-    wp__task *const tasks = r->tasks;
+    wp__slot *const slots = r->slots;
     const uint64_t cap = r->cap;
     if (n > cap) n = cap;
     /* relaxed: only a guess, the CAS validates it. */
@@ -159,7 +139,8 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
         /* acquire: the consumer's release of the slot (after it read the old
            fn/arg) happens before we overwrite it. */
         for (uint64_t idx = wp__ring_index(r, pos);
-             got < n && atomic_load_explicit(&seqs[idx], memory_order_acquire) == 2 * (pos + got);
+             got < n &&
+             atomic_load_explicit(&slots[idx].seq, memory_order_acquire) == 2 * (pos + got);
              idx = wp__ring_next(idx, cap))
             got++;
         if (got == 0) {
@@ -174,12 +155,12 @@ static inline long wp__ring_push(wp__ring *r, wp_task_fn fn, void *const *args, 
     }
     uint64_t idx = wp__ring_index(r, pos);
     for (uint64_t i = 0; i < got; i++, idx = wp__ring_next(idx, cap)) {
-        wp__task *t = &tasks[idx];
+        wp__slot *s = &slots[idx];
         /* relaxed: published by the release store of seq below. */
-        atomic_store_explicit(&t->fn, fn, memory_order_relaxed);
-        atomic_store_explicit(&t->arg, args ? args[i] : arg, memory_order_relaxed);
+        atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
+        atomic_store_explicit(&s->arg, args ? args[i] : arg, memory_order_relaxed);
         /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
-        atomic_store_explicit(&seqs[idx], 2 * (pos + i) + 1, memory_order_release);
+        atomic_store_explicit(&s->seq, 2 * (pos + i) + 1, memory_order_release);
     }
     return (long)got;
 }
@@ -192,9 +173,9 @@ static inline long wp__ring_push1(wp__ring *r, wp_task_fn fn, void *arg)
     uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
     for (;;) {
         if (pos & WP__RING_CLOSED) return -1;
-        uint64_t idx = wp__ring_index(r, pos);
+        wp__slot *s = wp__ring_slot(r, pos);
         /* acquire: as in wp__ring_push. */
-        if (atomic_load_explicit(&r->seqs[idx], memory_order_acquire) != 2 * pos) {
+        if (atomic_load_explicit(&s->seq, memory_order_acquire) != 2 * pos) {
             uint64_t now = atomic_load_explicit(&r->enq, memory_order_relaxed);
             if (now == pos) return 0; /* the slot still holds last lap's task: full */
             pos = now;
@@ -204,10 +185,10 @@ static inline long wp__ring_push1(wp__ring *r, wp_task_fn fn, void *arg)
         if (atomic_compare_exchange_weak_explicit(&r->enq, &pos, pos + 1, memory_order_seq_cst,
                                                   memory_order_relaxed)) {
             /* relaxed: published by the release store of seq below. */
-            atomic_store_explicit(&r->tasks[idx].fn, fn, memory_order_relaxed);
-            atomic_store_explicit(&r->tasks[idx].arg, arg, memory_order_relaxed);
+            atomic_store_explicit(&s->fn, fn, memory_order_relaxed);
+            atomic_store_explicit(&s->arg, arg, memory_order_relaxed);
             /* release: publishes fn/arg; pairs with the acquire in wp__ring_claim. */
-            atomic_store_explicit(&r->seqs[idx], 2 * pos + 1, memory_order_release);
+            atomic_store_explicit(&s->seq, 2 * pos + 1, memory_order_release);
             return 1;
         }
     }
@@ -221,7 +202,7 @@ static inline long wp__ring_push1(wp__ring *r, wp_task_fn fn, void *arg)
  */
 static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first, bool *more)
 {
-    _Atomic uint64_t *const seqs = r->seqs; /* read-only after init */
+    wp__slot *const slots = r->slots; /* read-only after init */
     const uint64_t cap = r->cap;
     uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
     for (;;) {
@@ -229,7 +210,7 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
         /* acquire: pairs with the producer's release of seq; fn/arg read in
            wp__ring_take are sequenced after this load. */
         while (n < max &&
-               atomic_load_explicit(&seqs[idx], memory_order_acquire) == 2 * (pos + n) + 1) {
+               atomic_load_explicit(&slots[idx].seq, memory_order_acquire) == 2 * (pos + n) + 1) {
             n++;
             idx = wp__ring_next(idx, cap);
         }
@@ -245,8 +226,8 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
                                                   memory_order_relaxed)) {
             *first = pos;
             /* idx is the slot of pos + n. */
-            *more = n == max &&
-                    atomic_load_explicit(&seqs[idx], memory_order_relaxed) == 2 * (pos + n) + 1;
+            *more = n == max && atomic_load_explicit(&slots[idx].seq, memory_order_relaxed) ==
+                                    2 * (pos + n) + 1;
             return n;
         }
     }
@@ -260,14 +241,14 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
 static inline void wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_task_fn *fn,
                                     void **arg)
 {
-    wp__task *t = &r->tasks[idx];
+    wp__slot *s = &r->slots[idx];
     /* relaxed: ordered after the owner's acquire of seq == 2 pos + 1, and
        before the store below by its release. */
-    *fn = atomic_load_explicit(&t->fn, memory_order_relaxed);
-    *arg = atomic_load_explicit(&t->arg, memory_order_relaxed);
+    *fn = atomic_load_explicit(&s->fn, memory_order_relaxed);
+    *arg = atomic_load_explicit(&s->arg, memory_order_relaxed);
     /* release: our reads of fn/arg happen before the producer of the next
        lap overwrites them; pairs with the acquire in wp__ring_push. */
-    atomic_store_explicit(&r->seqs[idx], 2 * (pos + r->cap), memory_order_release);
+    atomic_store_explicit(&s->seq, 2 * (pos + r->cap), memory_order_release);
 }
 
 /* wp__ring_take_at by position. */
@@ -280,7 +261,7 @@ static inline void wp__ring_take(wp__ring *r, uint64_t pos, wp_task_fn *fn, void
 static inline bool wp__ring_unstarted(wp__ring *r, uint64_t pos)
 {
     /* relaxed: a hint; the run's bounds decide (pool.c). */
-    return atomic_load_explicit(wp__ring_seq(r, pos), memory_order_relaxed) == 2 * pos + 1;
+    return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_relaxed) == 2 * pos + 1;
 }
 
 /* Whether a task may be waiting (claimed by a producer, perhaps still being
@@ -296,7 +277,7 @@ static inline bool wp__ring_maybe_ready(wp__ring *r)
 static inline bool wp__ring_has_task(wp__ring *r)
 {
     uint64_t pos = atomic_load_explicit(&r->deq, memory_order_relaxed);
-    return atomic_load_explicit(wp__ring_seq(r, pos), memory_order_relaxed) == 2 * pos + 1;
+    return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_relaxed) == 2 * pos + 1;
 }
 
 /* Whether a producer could claim a slot now (or the ring is closed). */
@@ -304,7 +285,7 @@ static inline bool wp__ring_has_room(wp__ring *r)
 {
     uint64_t pos = atomic_load_explicit(&r->enq, memory_order_relaxed);
     if (pos & WP__RING_CLOSED) return true;
-    return atomic_load_explicit(wp__ring_seq(r, pos), memory_order_acquire) == 2 * pos;
+    return atomic_load_explicit(&wp__ring_slot(r, pos)->seq, memory_order_acquire) == 2 * pos;
 }
 
 /* Closes the ring; returns the final number of positions ever claimed. */
