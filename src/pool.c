@@ -760,6 +760,14 @@ static bool spin_step(spin *s, uint64_t deadline)
 static bool worker_spin(wp__worker *w)
 {
     wp_pool *p = w->pool;
+    /* Go's rule for idle Ms: with more than two workers, no more spinners
+       than half of them; the rest sleep at once. More spinners find no
+       task sooner: they only poll the line the submitter is writing, and
+       on fewer CPUs than workers take CPU time from it. relaxed: hints;
+       two may pass at once, which costs a spinner, not a task. */
+    unsigned target = atomic_load_explicit(&p->target, memory_order_relaxed);
+    if (target > 2 && atomic_load_explicit(&p->spinning, memory_order_relaxed) >= target / 2)
+        return false;
     /* seq_cst: a submitter that reads spinning > 0 skips its wake-up, so this
        count must be visible before we stop looking for work (see below). */
     atomic_fetch_add_explicit(&p->spinning, 1, memory_order_seq_cst);
