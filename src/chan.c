@@ -752,10 +752,12 @@ size_t wp_chan_cap(wp_chan *c)
 int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
 {
     if (!out || elem_size == 0) return EINVAL;
-    /* A slot is its stamp, then the element rounded up to 8 bytes. */
+    /* A slot is its stamp, then the element rounded up to 8 bytes. EINVAL
+       only where that size overflows; a huge size that fits fails to
+       allocate (ENOMEM), as it would have without the stamp. */
     size_t stride = 0;
     if (capacity > 0) {
-        if (elem_size > SIZE_MAX / 2) return EINVAL;
+        if (elem_size > SIZE_MAX - 2 * sizeof(size_t)) return EINVAL;
         stride = sizeof(size_t) + ((elem_size + 7) & ~(size_t)7);
         if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / stride) return EINVAL;
     }
