@@ -25,8 +25,8 @@ TEST(create_rejects_bad_arguments)
     ASSERT_ERR(wp_chan_create(&c, 2, SIZE_MAX / 2 + 1), EINVAL);
     ASSERT_ERR(wp_chan_create(&c, SIZE_MAX, SIZE_MAX), EINVAL);
     ASSERT_ERR(wp_chan_create(&c, SIZE_MAX, 1), EINVAL); /* its slot would overflow */
-    ASSERT(c == (wp_chan *)&c); /* untouched on failure */
-    wp_chan_destroy(NULL);      /* accepted */
+    ASSERT(c == (wp_chan *)&c);                          /* untouched on failure */
+    wp_chan_destroy(NULL);                               /* accepted */
 }
 
 TEST(null_handles_and_elems_are_einval)
