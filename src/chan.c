@@ -507,6 +507,21 @@ static void ring_after(wp_chan *c, int op)
     if (w) wp__chan_wake(w);
 }
 
+/* Prepares a waiting op of kind op on c for elem. An element of up to 8
+   bytes travels in the waiter's line (a send's is copied in now; a
+   receive's is copied out by the caller once done, if this returns 1): a
+   partner then writes or reads that one line of ours, not another one as
+   well. */
+static int op_init(struct wp__chan_op *o, wp_chan *c, int op, void *elem)
+{
+    int small = elem && c->elem_size <= sizeof o->w.val;
+    wp__chan_waiter_init(&o->w);
+    o->sg = (struct wp__chan_sudog){
+        .w = &o->w, .c = c, .elem = small ? o->w.val : elem, .op = (uint8_t)op};
+    if (small && op == WP_SEND) memcpy(o->w.val, elem, c->elem_size);
+    return small;
+}
+
 /* Send, try_send and send_timeout (and the receives) on a buffered channel:
    the ring, and when it is full (empty) a sudog on sendq (recvq) and a
    sleep until a partner wakes us to retry. */
@@ -530,13 +545,8 @@ static int ring_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
             if (seen) continue;
         }
 
-        /* A small element travels in the waiter's line, as in chan_op. */
         struct wp__chan_op o;
-        int small = elem && c->elem_size <= sizeof o.w.val;
-        wp__chan_waiter_init(&o.w);
-        o.sg = (struct wp__chan_sudog){
-            .w = &o.w, .c = c, .elem = small ? o.w.val : elem, .op = (uint8_t)op};
-        if (small && op == WP_SEND) memcpy(o.w.val, elem, c->elem_size);
+        int small = op_init(&o, c, op, elem);
         wp__chan_lock(c);
         wp__chan_enqueue(&o.sg);
         if (wp__chan_ring_recheck(c, op)) {
@@ -609,14 +619,8 @@ static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
         if (wake) wp__chan_wake(wake);
         return r == EAGAIN ? busy : r;
     }
-    /* A small element travels in the waiter's line: a partner then writes
-       (or reads) that one line of ours, not another one as well. */
     struct wp__chan_op o;
-    int small = elem && c->elem_size <= sizeof o.w.val;
-    wp__chan_waiter_init(&o.w);
-    o.sg = (struct wp__chan_sudog){
-        .w = &o.w, .c = c, .elem = small ? o.w.val : elem, .op = (uint8_t)op};
-    if (small && op == WP_SEND) memcpy(o.w.val, elem, c->elem_size);
+    int small = op_init(&o, c, op, elem);
     wp__chan_enqueue(&o.sg);
     wp__chan_unlock(c);
 

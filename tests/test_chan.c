@@ -289,18 +289,25 @@ TEST(unbuffered_try_ops_meet_a_waiting_partner)
     wp_chan_destroy(c);
 }
 
+/* c: a capacity-2 channel holding 1 and 2, and a sender of 3 (*s, on *t)
+   waiting for room. */
+static void full_with_a_waiting_sender(wp_chan **c, struct blocked *s, pthread_t *t)
+{
+    ASSERT_OK(wp_chan_create(c, sizeof(int), 2));
+    for (int v = 1; v <= 2; v++) ASSERT_OK(wp_chan_send(*c, &v));
+    *s = (struct blocked){*c, WP_SEND, 0, -1, 3};
+    ASSERT_OK(pthread_create(t, NULL, blocked_op, s));
+    wait_queued(*c, WP_SEND, 1);
+}
+
 TEST(full_buffer_sender_waits_and_keeps_order)
 {
     wp_chan *c;
-    ASSERT_OK(wp_chan_create(&c, sizeof(int), 2));
-    int v = 1;
-    ASSERT_OK(wp_chan_send(c, &v));
-    v = 2;
-    ASSERT_OK(wp_chan_send(c, &v));
-    struct blocked s = {c, WP_SEND, 0, -1, 3};
+    struct blocked s;
     pthread_t t;
-    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &s));
-    wait_queued(c, WP_SEND, 1);
+    full_with_a_waiting_sender(&c, &s, &t);
+    if (test_failed_now) return;
+    int v;
     for (int want = 1; want <= 3; want++) {
         ASSERT_OK(wp_chan_recv(c, &v));
         ASSERT_EQ(v, want);
@@ -317,15 +324,11 @@ TEST(full_buffer_sender_waits_and_keeps_order)
 TEST(a_waiting_partner_is_completed_before_the_call_returns)
 {
     wp_chan *c;
-    ASSERT_OK(wp_chan_create(&c, sizeof(int), 2));
-    int v = 1;
-    ASSERT_OK(wp_chan_send(c, &v));
-    v = 2;
-    ASSERT_OK(wp_chan_send(c, &v));
-    struct blocked s = {c, WP_SEND, 0, -1, 3};
+    struct blocked s;
     pthread_t t;
-    ASSERT_OK(pthread_create(&t, NULL, blocked_op, &s));
-    wait_queued(c, WP_SEND, 1);
+    full_with_a_waiting_sender(&c, &s, &t);
+    if (test_failed_now) return;
+    int v;
     ASSERT_OK(wp_chan_try_recv(c, &v));
     ASSERT_EQ(v, 1);
     ASSERT_UEQ(wp_chan_len(c), 2); /* 2 and the sender's 3 */
