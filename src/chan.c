@@ -756,14 +756,16 @@ size_t wp_chan_cap(wp_chan *c)
 int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
 {
     if (!out || elem_size == 0) return EINVAL;
-    /* A slot is its stamp, then the element rounded up to 8 bytes. EINVAL
-       only where that size overflows; a huge size that fits fails to
-       allocate (ENOMEM), as it would have without the stamp. */
+    /* EINVAL: the elements alone (and the header) overflow a size_t. */
+    if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / elem_size) return EINVAL;
+    /* A slot is its stamp, then the element rounded up to 8 bytes. Where
+       only that larger size overflows, no allocation could succeed: ENOMEM,
+       as for any other size too large to allocate. */
     size_t stride = 0;
     if (capacity > 0) {
-        if (elem_size > SIZE_MAX - 2 * sizeof(size_t)) return EINVAL;
+        if (elem_size > SIZE_MAX - 2 * sizeof(size_t)) return ENOMEM;
         stride = sizeof(size_t) + ((elem_size + 7) & ~(size_t)7);
-        if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / stride) return EINVAL;
+        if (capacity > (SIZE_MAX - sizeof(wp_chan) - WP__CACHE_LINE) / stride) return ENOMEM;
     }
     /* One block, cache-line aligned: the channel, then its ring. */
     size_t size =

@@ -24,9 +24,11 @@ TEST(create_rejects_bad_arguments)
     ASSERT_ERR(wp_chan_create(&c, SIZE_MAX / 2 + 1, 2), EINVAL);
     ASSERT_ERR(wp_chan_create(&c, 2, SIZE_MAX / 2 + 1), EINVAL);
     ASSERT_ERR(wp_chan_create(&c, SIZE_MAX, SIZE_MAX), EINVAL);
-    ASSERT_ERR(wp_chan_create(&c, SIZE_MAX, 1), EINVAL); /* its slot would overflow */
-    ASSERT(c == (wp_chan *)&c);                          /* untouched on failure */
-    wp_chan_destroy(NULL);                               /* accepted */
+    ASSERT_ERR(wp_chan_create(&c, SIZE_MAX, 1), EINVAL); /* with the header it overflows */
+    /* Fits a size_t, but not with each slot's stamp: too large to allocate. */
+    ASSERT_ERR(wp_chan_create(&c, 1, SIZE_MAX / 8), ENOMEM);
+    ASSERT(c == (wp_chan *)&c); /* untouched on failure */
+    wp_chan_destroy(NULL);      /* accepted */
 }
 
 TEST(null_handles_and_elems_are_einval)
