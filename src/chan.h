@@ -12,7 +12,8 @@
  *     `done` from 0. That is either a partner operation (or close), which
  *     takes the sudog off its queue, writes which sudog fired and whether a
  *     value passed into `done` with that CAS, copies the value under the
- *     channel lock, drops the lock and wakes the owner; or the owner itself
+ *     channel lock (on a buffered channel: does the operation through the
+ *     ring, see below), drops the lock and wakes the owner; or the owner itself
  *     when its timeout expires, after which no partner touches its sudogs
  *     and the owner takes them off the queues.
  *     A partner that loses the CAS drops the sudog from the queue and looks
@@ -75,6 +76,7 @@ struct wp__chan_op {
     alignas(WP__CACHE_LINE) struct wp__chan_waiter w;
     struct wp__chan_sudog sg;
 };
+_Static_assert(sizeof(struct wp__chan_op) == WP__CACHE_LINE, "a waiting op fills one line");
 
 struct wp__chan_waitq {
     struct wp__chan_sudog *first, *last;
