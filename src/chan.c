@@ -25,6 +25,13 @@
  *     which may wake early (timeout, spurious wake) and see WOKEN, waits for
  *     RELEASED before it returns, so no futex call ever names a stack that
  *     is gone.
+ *   - On an unbuffered channel the first plain op to wait while its queue
+ *     is empty uses the channel's own waiter (`fast`, on the lock's line)
+ *     instead of one on its stack: fast_op says which op holds it, a
+ *     partner claims it before any sudog (it is the oldest), and the owner
+ *     clears fast_op once it has its result. A handoff then moves the
+ *     channel's one line between the two threads, as a pinned ping-pong
+ *     of one word does.
  *   - The owner sleeps until it sees WOKEN. If its timeout passes first it
  *     tries to claim itself; if a partner won instead, the value is on its
  *     way and the owner keeps waiting (without limit: the partner is
@@ -207,6 +214,10 @@ static int receivable(wp_chan *c)
         size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
         return (tail & ~c->mark) != atomic_load_explicit(&c->head, memory_order_seq_cst);
     }
+    /* relaxed: a hint, as below. */
+    if (atomic_load_explicit(&c->fast_op, memory_order_relaxed) == 1 + WP_SEND &&
+        atomic_load_explicit(&c->fast.done, memory_order_relaxed) == 0)
+        return 1;
     for (struct wp__chan_sudog *sg = c->sendq.first; sg; sg = sg->next)
         /* relaxed: a hint. A claim we miss was made by a partner or the
            owner, who takes the sudog off (or a receive drops it) under
@@ -522,6 +533,80 @@ static int op_init(struct wp__chan_op *o, wp_chan *c, int op, void *elem)
     return small;
 }
 
+/* ------------------------------------------------ the fast waiter (cap 0) -- */
+
+/* Where the element of the fast waiter's op is: in its val (up to 8 bytes)
+   or behind the pointer stored there (NULL: a receive that drops it). */
+static void *fast_elem(wp_chan *c)
+{
+    if (c->elem_size <= sizeof c->fast.val) return c->fast.val;
+    void *p;
+    memcpy(&p, c->fast.val, sizeof p);
+    return p;
+}
+
+/* c locked, unbuffered. Claims the fast waiter if an op of kind op waits
+   there and nobody claimed it yet (as waitq_claim does a sudog's): returns
+   it, to be woken once the lock is dropped, or NULL. */
+static struct wp__chan_waiter *fast_claim(wp_chan *c, int op, int success)
+{
+    /* relaxed: written under this lock, or cleared by an owner that no
+       claimant can still complete (its done is set), which the CAS sees. */
+    if (atomic_load_explicit(&c->fast_op, memory_order_relaxed) != 1 + op) return NULL;
+    uint32_t open = 0;
+    /* relaxed: as in waitq_claim. */
+    if (!atomic_compare_exchange_strong_explicit(&c->fast.done, &open, WP__CHAN_DONE(0, success),
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return NULL;
+    return &c->fast;
+}
+
+/* c locked, unbuffered, nobody to hand over to. Whether the fast waiter is
+   free for an op of kind op: no op holds it and none of that kind is
+   queued (so it stays the oldest waiter of its kind). acquire: pairs with
+   the release of its last owner, whose reads of val then come first. */
+static int fast_free(wp_chan *c, int op)
+{
+    return atomic_load_explicit(&c->fast_op, memory_order_acquire) == 0 &&
+           (op == WP_SEND ? c->sendq.first : c->recvq.first) == NULL;
+}
+
+/* c locked by the caller and fast_free: waits in the fast waiter, unlocks c
+   and returns as chan_op does. The owner spins on the channel's line, the
+   one its partner writes to claim it: the handoff moves that line alone. */
+static int fast_wait(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy)
+{
+    struct wp__chan_waiter *w = &c->fast;
+    int small = c->elem_size <= sizeof w->val;
+    /* relaxed: partners read these under the lock we hold. */
+    atomic_store_explicit(&w->state, WP__CHAN_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&w->done, 0, memory_order_relaxed);
+    if (!small)
+        memcpy(w->val, &elem, sizeof elem);
+    else if (op == WP_SEND)
+        memcpy(w->val, elem, c->elem_size);
+    atomic_store_explicit(&c->fast_op, (uint8_t)(1 + op), memory_order_relaxed);
+    wp__chan_unlock(c);
+
+    struct timespec ts;
+    if (wp__chan_park(w, wp__chan_deadline(timeout_ns, &ts)) != 0) {
+        /* We claimed ourselves: no partner writes here any more. Under the
+           lock, so that the unlock moves the descriptor's level. */
+        wp__chan_lock(c);
+        atomic_store_explicit(&c->fast_op, 0, memory_order_relaxed);
+        wp__chan_unlock(c);
+        return busy;
+    }
+    /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
+    int ok = WP__CHAN_DONE_SUCCESS(atomic_load_explicit(&w->done, memory_order_relaxed));
+    if (ok && small && op == WP_RECV && elem) memcpy(elem, w->val, c->elem_size);
+    /* release: our reads of val come before the next owner writes it (its
+       acquire in fast_free). The claimant's last touch came before our
+       park returned. */
+    atomic_store_explicit(&c->fast_op, 0, memory_order_release);
+    return ok ? 0 : EPIPE;
+}
+
 /* Send, try_send and send_timeout (and the receives) on a buffered channel:
    the ring, and when it is full (empty) a sudog on sendq (recvq) and a
    sleep until a partner wakes us to retry. */
@@ -582,9 +667,16 @@ int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **
         return r;
     }
     if (c->closed) return EPIPE;
+    /* A receiver waits: hand the value over, to the oldest first. */
+    struct wp__chan_waiter *w = fast_claim(c, WP_RECV, 1);
+    if (w) {
+        void *dst = fast_elem(c);
+        if (dst) memcpy(dst, elem, c->elem_size);
+        *wake = w;
+        return 0;
+    }
     struct wp__chan_sudog *sg = waitq_claim(&c->recvq, 1);
     if (!sg) return EAGAIN;
-    /* A receiver waits: hand the value over. */
     if (sg->elem) memcpy(sg->elem, elem, c->elem_size);
     *wake = sg->w;
     return 0;
@@ -596,6 +688,12 @@ int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake)
         int r = ring_pop(c, elem);
         if (r == 0) *wake = ring_partner(c, WP_RECV);
         return r;
+    }
+    struct wp__chan_waiter *w = fast_claim(c, WP_SEND, 1);
+    if (w) {
+        if (elem) memcpy(elem, fast_elem(c), c->elem_size);
+        *wake = w;
+        return 0;
     }
     struct wp__chan_sudog *sg = waitq_claim(&c->sendq, 1);
     if (!sg) return c->closed ? EPIPE : EAGAIN;
@@ -619,6 +717,7 @@ static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
         if (wake) wp__chan_wake(wake);
         return r == EAGAIN ? busy : r;
     }
+    if (fast_free(c, op)) return fast_wait(c, op, elem, timeout_ns, busy);
     struct wp__chan_op o;
     int small = op_init(&o, c, op, elem);
     wp__chan_enqueue(&o.sg);
@@ -700,7 +799,10 @@ int wp_chan_close(wp_chan *c)
         sg->next = list;
         list = sg;
     }
+    struct wp__chan_waiter *fast = NULL;
+    if (c->cap == 0 && (fast = fast_claim(c, WP_RECV, 0)) == NULL) fast = fast_claim(c, WP_SEND, 0);
     wp__chan_unlock(c);
+    if (fast) wp__chan_wake(fast);
     while (list) {
         sg = list;
         list = sg->next; /* read before the wake: then sg may be gone */
@@ -777,6 +879,8 @@ int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
     atomic_init(&c->flags, 0);
     atomic_init(&c->head, 0);
     atomic_init(&c->tail, 0);
+    atomic_init(&c->fast_op, 0);
+    wp__chan_waiter_init(&c->fast);
     c->elem_size = elem_size;
     c->cap = capacity;
     c->stride = stride;

@@ -87,9 +87,13 @@ struct wp__chan_waitq {
  *
  * Unbuffered (cap 0): Go's. Everything is under the lock. A sender and a
  * receiver meet through the queues: the one that comes second claims the
- * other's sudog and copies the value across. Invariants (under lock):
- *   - At most one of recvq and sendq holds live (unclaimed) sudogs.
- *   - closed implies both queues hold no live sudog.
+ * other's sudog and copies the value across. The first plain op to wait
+ * while its queue is empty waits in the channel's own `fast` waiter
+ * instead, as if at the head of its queue. Invariants (under lock):
+ *   - At most one of recvq and sendq holds live (unclaimed) sudogs, and
+ *     a live fast waiter (fast_op set, fast.done 0) is of that kind.
+ *   - A live fast waiter is older than every live sudog of its kind.
+ *   - closed implies both queues hold no live sudog and fast no live waiter.
  *
  * Buffered (cap > 0): the elements live in a lock-free ring of cap slots
  * (Vyukov's bounded queue, as crossbeam's array channel): head and tail are
@@ -135,10 +139,23 @@ struct wp_chan {
     /* wp__chan_lock's futex word, on one line with what it protects: a
        handoff on an unbuffered channel then moves this one line. */
     alignas(WP__CACHE_LINE) _Atomic uint32_t lock;
-    int closed; /* protected by lock */
-    int efd;    /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
-    int efd_up; /* the eventfd holds 1 (readable): protected by lock */
+    int efd;        /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
+    uint8_t closed; /* protected by lock */
+    uint8_t efd_up; /* the eventfd holds 1 (readable): protected by lock */
+    /* Unbuffered only: 0, or 1 + the op (WP_SEND, WP_RECV) of the plain send
+       or receive waiting in `fast` (see below). Set under lock by the op
+       that moves in; cleared by it once it has its result (under lock only
+       when it leaves by timeout). */
+    _Atomic uint8_t fast_op;
     struct wp__chan_waitq recvq, sendq; /* protected by lock */
+    /* Unbuffered only: the first plain send or receive to wait, when both
+       queues are empty, waits here rather than in a waiter on its stack.
+       It is an older waiter than any queued one of its kind, so partners
+       claim it first (wp__chan_send_locked, wp__chan_recv_locked, close),
+       as they would a sudog. val holds the element (up to 8 bytes) or a
+       pointer to the owner's. The owner spins on this line, which its
+       partner writes anyway: a handoff moves one line, not two. */
+    struct wp__chan_waiter fast;
     /* Read by every ring operation, written (under lock) only when a queue
        goes from empty to not or back, or the descriptor is made. */
     alignas(WP__CACHE_LINE) _Atomic uint32_t flags;
@@ -150,6 +167,9 @@ struct wp_chan {
     alignas(WP__CACHE_LINE) _Atomic size_t head;
     alignas(WP__CACHE_LINE) _Atomic size_t tail;
 };
+
+_Static_assert(offsetof(struct wp_chan, fast) + sizeof(struct wp__chan_waiter) <= WP__CACHE_LINE,
+               "the lock, the queues and the fast waiter share one line");
 
 /* The channel lock (spin, then sleep on a futex). Not recursive. Unlocking
    also moves the descriptor's level, if the channel has one (see above). */

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 
 /* ------------------------------------------------------------ arguments -- */
 
@@ -417,6 +418,93 @@ TEST(timed_wait_completes_when_a_partner_arrives)
     ASSERT_UEQ(queued(c, WP_RECV), 0);
     ASSERT_ERR(wp_chan_try_send(c, &v), EAGAIN);
     wp_chan_destroy(c);
+}
+
+/* The first plain op to wait on an unbuffered channel waits in the
+   channel itself, later ones queue behind it: partners still meet them in
+   the order they came, also one that comes while the first is being
+   completed and others are queued. */
+TEST(unbuffered_waiters_are_met_in_arrival_order)
+{
+    for (int op = WP_SEND; op <= WP_RECV; op++) {
+        wp_chan *c;
+        ASSERT_OK(wp_chan_create(&c, sizeof(int), 0));
+        struct blocked b[4];
+        pthread_t t[4];
+        for (int i = 0; i < 3; i++) {
+            b[i] = (struct blocked){c, op, i == 1 ? 3600ull * 1000000000 : 0, -1, 10 + i};
+            ASSERT_OK(pthread_create(&t[i], NULL, blocked_op, &b[i]));
+            wait_queued(c, op, (size_t)i + 1);
+        }
+        int v = 20;
+        /* The first waiter is met; then a fourth comes while two wait. */
+        ASSERT_OK(op == WP_SEND ? wp_chan_recv(c, &v) : wp_chan_send(c, &v));
+        if (op == WP_SEND) ASSERT_EQ(v, 10);
+        pthread_join(t[0], NULL);
+        b[3] = (struct blocked){c, op, 0, -1, 13};
+        ASSERT_OK(pthread_create(&t[3], NULL, blocked_op, &b[3]));
+        wait_queued(c, op, 3);
+        for (int i = 1; i < 4; i++) {
+            v = 20 + i;
+            ASSERT_OK(op == WP_SEND ? wp_chan_try_recv(c, &v) : wp_chan_try_send(c, &v));
+            if (op == WP_SEND) ASSERT_EQ(v, 10 + i); /* the i-th sender's value */
+            pthread_join(t[i], NULL);
+        }
+        for (int i = 0; i < 4; i++) {
+            ASSERT_OK(b[i].result);
+            if (op == WP_RECV) ASSERT_EQ(b[i].value, 20 + i); /* the i-th value sent */
+        }
+        ASSERT_UEQ(queued(c, WP_SEND) + queued(c, WP_RECV), 0);
+        ASSERT_ERR(op == WP_SEND ? wp_chan_try_recv(c, &v) : wp_chan_try_send(c, &v), EAGAIN);
+        wp_chan_destroy(c);
+    }
+}
+
+struct big_op {
+    wp_chan *c;
+    int op;
+    unsigned char *elem; /* NULL: a receive that drops the value */
+    int result;
+};
+
+static void *big_op_run(void *arg)
+{
+    struct big_op *b = arg;
+    b->result = b->op == WP_SEND ? wp_chan_send(b->c, b->elem) : wp_chan_recv(b->c, b->elem);
+    return NULL;
+}
+
+/* Elements of every size pass whole between a waiting op and its partner,
+   each way: up to 8 bytes inside the waiter, larger ones copied from or to
+   the waiting op's own buffer. A receive with NULL drops the value. */
+TEST(unbuffered_elements_of_any_size_pass_to_and_from_a_waiting_op)
+{
+    static const size_t sizes[] = {1, 3, 8, 9, 17, 256, 4096};
+    static unsigned char in[4097], out[4097];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
+        wp_chan *c;
+        ASSERT_OK(wp_chan_create(&c, n, 0));
+        for (int waiting = WP_SEND; waiting <= WP_RECV; waiting++) {
+            for (int drop = 0; drop <= 1; drop++) {
+                for (size_t i = 0; i < n; i++) in[i] = (unsigned char)(i * 7 + n + (size_t)drop);
+                memset(out, 0xAA, sizeof out);
+                struct big_op b = {c, waiting, waiting == WP_SEND ? in : drop ? NULL : out, -1};
+                pthread_t t;
+                ASSERT_OK(pthread_create(&t, NULL, big_op_run, &b));
+                wait_queued(c, waiting, 1);
+                if (waiting == WP_SEND)
+                    ASSERT_OK(wp_chan_try_recv(c, drop ? NULL : out));
+                else
+                    ASSERT_OK(wp_chan_try_send(c, in));
+                pthread_join(t, NULL);
+                ASSERT_OK(b.result);
+                if (!drop) ASSERT(memcmp(in, out, n) == 0);
+                ASSERT_EQ(out[drop ? 0 : n], 0xAA); /* no overrun; nothing written when dropped */
+            }
+        }
+        wp_chan_destroy(c);
+    }
 }
 
 /* --------------------------------------------------------------- stress -- */

@@ -212,6 +212,57 @@ TEST(blocked_select_is_completed_by_a_partner)
     }
 }
 
+struct plain_op {
+    wp_chan *c;
+    int op;
+    long long value[4]; /* 8 bytes (int64) or 32 (the whole array) */
+    int result;
+};
+
+static void *plain_op_run(void *arg)
+{
+    struct plain_op *p = arg;
+    p->result = p->op == WP_SEND ? wp_chan_send(p->c, p->value) : wp_chan_recv(p->c, p->value);
+    return NULL;
+}
+
+/* A plain send or receive waiting on an unbuffered channel is met by a
+   select's case as by a plain partner, for elements that travel inside the
+   waiter (8 bytes) and for larger ones, and a select that found it ready
+   queues nothing. */
+TEST(a_waiting_plain_op_is_met_by_a_select)
+{
+    for (size_t size = sizeof(long long); size <= 4 * sizeof(long long); size *= 4) {
+        for (int op = WP_SEND; op <= WP_RECV; op++) {
+            wp_chan *c, *other;
+            ASSERT_OK(wp_chan_create(&c, size, 0));
+            ASSERT_OK(wp_chan_create(&other, size, 0));
+            struct plain_op p = {c, op, {0}, -1};
+            if (op == WP_SEND)
+                for (int i = 0; i < 4; i++) p.value[i] = 100 + i;
+            pthread_t t;
+            ASSERT_OK(pthread_create(&t, NULL, plain_op_run, &p));
+            wait_queued(c, op, 1);
+            long long mine[4] = {200, 201, 202, 203}, scratch[4] = {-1, -1, -1, -1};
+            int partner = op == WP_SEND ? WP_RECV : WP_SEND;
+            wp_select_case cs[2] = {{other, WP_RECV, scratch, -1}, {c, partner, mine, -1}};
+            if (op == WP_SEND)
+                for (int i = 0; i < 4; i++) mine[i] = -1;
+            ASSERT_EQ(wp_select(cs, 2, WP_FOREVER), 1);
+            ASSERT_OK(cs[1].err);
+            pthread_join(t, NULL);
+            ASSERT_OK(p.result);
+            long long *got = op == WP_SEND ? mine : p.value;
+            for (size_t i = 0; i < size / sizeof(long long); i++)
+                ASSERT_EQ(got[i], (op == WP_SEND ? 100 : 200) + (long long)i);
+            ASSERT_EQ(scratch[0], -1);
+            ASSERT_UEQ(queued(other, WP_RECV) + queued(c, WP_SEND) + queued(c, WP_RECV), 0);
+            wp_chan_destroy(c);
+            wp_chan_destroy(other);
+        }
+    }
+}
+
 TEST(blocked_select_is_woken_by_close)
 {
     wp_chan *a, *b;
