@@ -5,7 +5,7 @@
  *   Tasks are {fn, arg} pairs in one bounded MPMC ring (ring.h), allocated
  *   with the pool. Submitting claims ring positions with one CAS; a worker
  *   claims a run of tasks with one CAS (1 at first, up to WP__CLAIM_MAX
- *   while tasks stay short) and takes them one by one as it starts them
+ *   while a run of short tasks takes under WP__RUN_NS / 2, claim_adapt) and takes them one by one as it starts them
  *   (a CAS on the slot's line, which it must own anyway). Nothing on the
  *   per-task path allocates, locks or enters the kernel while the workers
  *   are busy.
@@ -783,6 +783,24 @@ static bool worker_spin(wp__worker *w)
     return found;
 }
 
+/* After a run of n tasks that took dt ns: back to one task after a long
+   one; grow the claim while tasks are short (under a quarter of
+   WP__SHORT_TASK_NS) and a run takes under half of WP__RUN_NS; shrink it
+   past twice that. Each claimed run is one CAS on
+   the line all workers claim from: with short tasks, the fewer the
+   better, but a run stays short enough that the tasks at its end do not
+   wait long behind it (a thief only takes from a run stuck for
+   WP__STALL_NS). */
+static void claim_adapt(wp__worker *w, uint64_t n, uint64_t dt)
+{
+    if (dt > (uint64_t)WP__SHORT_TASK_NS * n)
+        w->claim = 1;
+    else if (dt < (uint64_t)WP__SHORT_TASK_NS * n / 4 && dt < WP__RUN_NS / 2)
+        w->claim = w->claim * 2 > WP__CLAIM_MAX ? WP__CLAIM_MAX : w->claim * 2;
+    else if (dt > 2 * (uint64_t)WP__RUN_NS && w->claim > 1)
+        w->claim /= 2;
+}
+
 static void worker_name(const wp_pool *p, unsigned id, char out[16])
 {
     char suffix[16];
@@ -829,7 +847,7 @@ void *wp__worker_main(void *arg)
         if (st == WP__DISCARDING) break;
         uint64_t first;
         bool more;
-        uint64_t n = wp__ring_claim(&p->ring, w->claim, &first, &more);
+        uint64_t n = wp__ring_claim_share(&p->ring, w->claim, WP__CLAIM_FAIR, &first, &more);
         if (n > 0) {
             /* Pass the wake on: tasks are left in the ring (run_claimed
                wakes one itself for a run of more than one). */
@@ -839,19 +857,13 @@ void *wp__worker_main(void *arg)
             } else if (more && n == 1) {
                 workers_notify(p);
             }
-            /* Grow the claim while tasks are short; back to one after a long
-               one. At full size, one run in four is timed (a clock read
-               costs as much as a short task's bookkeeping). */
+            /* Size the next claim from this run: one in four is timed at
+               full size (a clock read costs as much as a short task's
+               bookkeeping). */
             bool timed = w->claim < WP__CLAIM_MAX || (++w->runs & 3) == 0;
             uint64_t t0 = timed ? wp__now_ns() : 0;
             if (!run_claimed(w, first, n, true)) break;
-            if (timed) {
-                uint64_t dt = wp__now_ns() - t0;
-                if (dt < (uint64_t)WP__SHORT_TASK_NS * n / 4)
-                    w->claim = w->claim * 2 > WP__CLAIM_MAX ? WP__CLAIM_MAX : w->claim * 2;
-                else if (dt > (uint64_t)WP__SHORT_TASK_NS * n)
-                    w->claim = 1;
-            }
+            if (timed) claim_adapt(w, n, wp__now_ns() - t0);
             continue;
         }
         n = steal_some(w, true, &first);

@@ -39,10 +39,16 @@
 #define WP__DEFAULT_CAPACITY 4096u /* 128 KiB of slots */
 #endif
 #ifndef WP__CLAIM_MAX
-#define WP__CLAIM_MAX 32u /* most tasks a worker claims with one CAS */
+#define WP__CLAIM_MAX 512u /* most tasks a worker claims with one CAS */
+#endif
+#ifndef WP__CLAIM_FAIR
+#define WP__CLAIM_FAIR 32u /* larger claims take half of what they find (wp__ring_claim_share) */
+#endif
+#ifndef WP__RUN_NS
+#define WP__RUN_NS 50000u /* claims grow while a run takes under half this */
 #endif
 #ifndef WP__SHORT_TASK_NS
-#define WP__SHORT_TASK_NS 20000u /* runs of tasks shorter than this grow the claim */
+#define WP__SHORT_TASK_NS 20000u /* tasks longer than this bring the claim back to one */
 #endif
 #ifndef WP__SPIN_PAUSES
 #define WP__SPIN_PAUSES 64u /* idle workers poll with pause this often, then yield */

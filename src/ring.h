@@ -199,8 +199,15 @@ static inline long wp__ring_push1(wp__ring *r, wp_task_fn fn, void *arg)
  * empty, or the next task is still being published) and sets *first. The
  * claimed tasks stay in their slots until wp__ring_take. *more is set when
  * a published task follows the claimed run (someone else could take it).
+ *
+ * Past `fair`, a claim that reached the last published task takes half
+ * of what it found (at least fair): a worker that keeps pace with a
+ * producer then leaves alone the tasks published last, on the lines the
+ * producer is still writing, and as much for the other workers. One that
+ * found max tasks (the ring is deeper) takes them all.
  */
-static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first, bool *more)
+static inline uint64_t wp__ring_claim_share(wp__ring *r, uint64_t max, uint64_t fair,
+                                            uint64_t *first, bool *more)
 {
     wp__slot *const slots = r->slots; /* read-only after init */
     const uint64_t cap = r->cap;
@@ -220,17 +227,29 @@ static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first
             pos = now;
             continue;
         }
+        bool left = n == max; /* maybe more published past the scan */
+        if (n > fair && !left) {
+            left = true;
+            n = n / 2 < fair ? fair : n / 2;
+        }
         /* relaxed: the CAS only makes the claim exclusive (deq never repeats,
            so no ABA); visibility came from the acquire loads above. */
         if (atomic_compare_exchange_weak_explicit(&r->deq, &pos, pos + n, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             *first = pos;
-            /* idx is the slot of pos + n. */
-            *more = n == max && atomic_load_explicit(&slots[idx].seq, memory_order_relaxed) ==
-                                    2 * (pos + n) + 1;
+            idx = wp__ring_index(r, pos + n);
+            /* relaxed: a hint. */
+            *more = left && atomic_load_explicit(&slots[idx].seq, memory_order_relaxed) ==
+                                2 * (pos + n) + 1;
             return n;
         }
     }
+}
+
+/* wp__ring_claim_share with no share: up to max, all it finds. */
+static inline uint64_t wp__ring_claim(wp__ring *r, uint64_t max, uint64_t *first, bool *more)
+{
+    return wp__ring_claim_share(r, max, max, first, more);
 }
 
 /* Takes the claimed task at pos, whose slot index is idx: reads {fn, arg}

@@ -112,6 +112,67 @@ static size_t not_once(const atomic_uchar *slots, size_t n)
     return bad;
 }
 
+/* ---------------------------------------------------------- ring claims -- */
+
+static void nop_task(void *arg)
+{
+    (void)arg;
+}
+
+/* Claims n tasks with wp__ring_claim_share(max, fair) and checks the count
+   and *more; then takes them, in order, as their owner would. */
+static void claim_expect(wp__ring *r, uint64_t max, uint64_t fair, uint64_t want, bool more_want,
+                         uint64_t *next)
+{
+    uint64_t first = 0;
+    bool more = !more_want;
+    uint64_t n = wp__ring_claim_share(r, max, fair, &first, &more);
+    ASSERT_UEQ(n, want);
+    if (n == 0) return;
+    ASSERT_UEQ(first, *next);
+    ASSERT_EQ(more, more_want);
+    for (uint64_t i = 0; i < n; i++) {
+        wp_task_fn fn;
+        void *arg;
+        wp__ring_take(r, first + i, &fn, &arg);
+        ASSERT_PTR_EQ(arg, (void *)(uintptr_t)(first + i));
+    }
+    *next += n;
+}
+
+static void push_expect(wp__ring *r, uint64_t from, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        ASSERT_EQ(wp__ring_push1(r, nop_task, (void *)(uintptr_t)(from + i)), 1);
+}
+
+/* A worker's claim takes all it finds up to `fair`; past that, half of what
+   it found when it reached the last published task (at least fair), and
+   all of max when the ring holds more. Single-threaded: exact counts. */
+TEST(ring_claims_past_fair_take_half_of_a_shallow_ring)
+{
+    wp__ring r;
+    ASSERT_OK(wp__ring_init(&r, 1024));
+    uint64_t next = 0;
+    push_expect(&r, 0, 20);
+    claim_expect(&r, 512, 32, 20, false, &next); /* up to fair: all */
+    push_expect(&r, 20, 100);
+    claim_expect(&r, 512, 32, 50, true, &next); /* reached the end: half */
+    claim_expect(&r, 512, 32, 32, true, &next); /* half of 50 is below fair */
+    claim_expect(&r, 512, 32, 18, false, &next);
+    push_expect(&r, 120, 600);
+    claim_expect(&r, 512, 32, 512, true, &next); /* a deeper ring: all of max */
+    claim_expect(&r, 512, 32, 44, true, &next);
+    claim_expect(&r, 512, 32, 32, true, &next);
+    claim_expect(&r, 512, 32, 12, false, &next);
+    push_expect(&r, 720, 10);
+    claim_expect(&r, 8, 8, 8, true, &next); /* wp__ring_claim: no share */
+    claim_expect(&r, 8, 8, 2, false, &next);
+    claim_expect(&r, 512, 32, 0, false, &next);
+    ASSERT_UEQ(next, 730);
+    wp__ring_free(&r);
+}
+
 TEST(producers_through_a_tiny_queue_every_task_once)
 {
     size_t per = scaled(20000);
