@@ -5,8 +5,10 @@
  *   Tasks are {fn, arg} pairs in one bounded MPMC ring (ring.h), allocated
  *   with the pool. Submitting claims ring positions with one CAS; a worker
  *   claims a run of tasks with one CAS (1 at first, up to WP__CLAIM_MAX
- *   while a run of short tasks takes under WP__RUN_NS / 2, claim_adapt) and takes them one by one as it starts them
- *   (a CAS on the slot's line, which it must own anyway). Nothing on the
+ *   while a run of short tasks takes under WP__RUN_NS / 2: claim_adapt;
+ *   past WP__CLAIM_FAIR, half of a shallow ring: wp__ring_claim_share) and
+ *   takes them one by one as it starts them (a store and a load on lines
+ *   it holds, see below). Nothing on the
  *   per-task path allocates, locks or enters the kernel while the workers
  *   are busy.
  *
