@@ -39,7 +39,7 @@
 #define WP__DEFAULT_CAPACITY 4096u /* 128 KiB of slots */
 #endif
 #ifndef WP__CLAIM_MAX
-#define WP__CLAIM_MAX 512u /* most tasks a worker claims with one CAS */
+#define WP__CLAIM_MAX 256u /* most tasks a worker claims with one CAS (see claim_adapt) */
 #endif
 #ifndef WP__CLAIM_FAIR
 #define WP__CLAIM_FAIR 32u /* larger claims take half of what they find (wp__ring_claim_share) */
