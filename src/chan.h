@@ -148,8 +148,9 @@ struct wp_chan {
        when it leaves by timeout). */
     _Atomic uint8_t fast_op;
     struct wp__chan_waitq recvq, sendq; /* protected by lock */
-    /* Unbuffered only: the first plain send or receive to wait, when both
-       queues are empty, waits here rather than in a waiter on its stack.
+    /* Unbuffered only: the first plain send or receive to wait, when none
+       of its kind is queued, waits here rather than in a waiter on its
+       stack.
        It is an older waiter than any queued one of its kind, so partners
        claim it first (wp__chan_send_locked, wp__chan_recv_locked, close),
        as they would a sudog. val holds the element (up to 8 bytes) or a

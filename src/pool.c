@@ -8,9 +8,8 @@
  *   while a run of short tasks takes under WP__RUN_NS / 2: claim_adapt;
  *   past WP__CLAIM_FAIR, half of a shallow ring: wp__ring_claim_share) and
  *   takes them one by one as it starts them (a store and a load on lines
- *   it holds, see below). Nothing on the
- *   per-task path allocates, locks or enters the kernel while the workers
- *   are busy.
+ *   it holds, see below). Nothing on the per-task path allocates, locks or
+ *   enters the kernel while the workers are busy.
  *
  * Nothing waits behind a running task
  *   What a worker claimed and has not started stays available to the
@@ -788,13 +787,13 @@ static bool worker_spin(wp__worker *w)
 /* After a run of n tasks that took dt ns: back to one task after a long
    one; grow the claim while tasks are short (under a quarter of
    WP__SHORT_TASK_NS) and a run takes under half of WP__RUN_NS; shrink it
-   past twice that. Each claimed run is one CAS on
-   the line all workers claim from: with short tasks, the fewer the
-   better, but a run stays short enough that the tasks at its end do not
-   wait long behind it (a thief only takes from a run stuck for
-   WP__STALL_NS). The cap is measured: on the 2-vCPU EPYC VM of issue 15,
-   256 gave the seed rows what 512 did, and 512 cut Empty wp_submit from
-   30-60 to 4-20 M tasks/s (hotpath), for a reason not found. */
+   past twice that. Each claimed run is one CAS on the line all workers
+   claim from: with short tasks, the fewer the better, but a run stays
+   short enough that the tasks at its end do not wait long behind it (a
+   thief only takes from a run stuck for WP__STALL_NS). The cap is
+   measured: on the 2-vCPU EPYC VM of issue 15, 256 gave the seed rows
+   what 512 did, and 512 cut Empty wp_submit from 30-60 to 4-20 M tasks/s
+   (hotpath), for a reason not found. */
 static void claim_adapt(wp__worker *w, uint64_t n, uint64_t dt)
 {
     if (dt > (uint64_t)WP__SHORT_TASK_NS * n)

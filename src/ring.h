@@ -231,14 +231,14 @@ static inline uint64_t wp__ring_claim_share(wp__ring *r, uint64_t max, uint64_t 
         if (n > fair && !left) {
             left = true;
             n = n / 2 < fair ? fair : n / 2;
+            idx = wp__ring_index(r, pos + n);
         }
         /* relaxed: the CAS only makes the claim exclusive (deq never repeats,
            so no ABA); visibility came from the acquire loads above. */
         if (atomic_compare_exchange_weak_explicit(&r->deq, &pos, pos + n, memory_order_relaxed,
                                                   memory_order_relaxed)) {
             *first = pos;
-            idx = wp__ring_index(r, pos + n);
-            /* relaxed: a hint. */
+            /* idx is the slot of pos + n. relaxed: a hint. */
             *more = left && atomic_load_explicit(&slots[idx].seq, memory_order_relaxed) ==
                                 2 * (pos + n) + 1;
             return n;
