@@ -791,9 +791,8 @@ static bool worker_spin(wp__worker *w)
    claim from: with short tasks, the fewer the better, but a run stays
    short enough that the tasks at its end do not wait long behind it (a
    thief only takes from a run stuck for WP__STALL_NS). The cap is
-   measured: on the 2-vCPU EPYC VM of issue 15, 256 gave the seed rows
-   what 512 did, and 512 cut Empty wp_submit from 30-60 to 4-20 M tasks/s
-   (hotpath), for a reason not found. */
+   measured: on the 2-vCPU EPYC VM of issue 15, 256 and 512 gave the same
+   seed rows and Empty rows, 32 much less; of the two, the shorter runs. */
 static void claim_adapt(wp__worker *w, uint64_t n, uint64_t dt)
 {
     if (dt > (uint64_t)WP__SHORT_TASK_NS * n)
