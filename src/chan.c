@@ -26,17 +26,12 @@
  *     RELEASED before it returns, so no futex call ever names a stack that
  *     is gone.
  *   - On an unbuffered channel the first plain op to wait while its queue
- *     is empty moves into the channel's own fast slot (`fast`, on the
- *     lock's line) under the lock, instead of queueing a sudog. A partner
- *     claims it before any sudog (it is the oldest), with or without the
- *     lock, by one compare-and-swap of the slot's control word that also
- *     says how it ended; a value of up to 8 bytes for a waiting receive
- *     goes in the same swap (cmpxchg16b, control word and value together).
- *     The owner spins on that line, so a handoff writes it once, and the
- *     owner's own last write (fast_idle: the slot is free again) goes to
- *     another line. A handoff then costs about what a pinned ping-pong of
- *     one word does. gen in the control word, bumped by each owner, keeps
- *     a slow partner's swap from landing on a later owner.
+ *     is empty uses the channel's own waiter (`fast`, on the lock's line)
+ *     instead of one on its stack: fast_op says which op holds it, a
+ *     partner claims it before any sudog (it is the oldest), and the owner
+ *     clears fast_op once it has its result. A handoff then moves the
+ *     channel's one line between the two threads, as a pinned ping-pong
+ *     of one word does.
  *   - The owner sleeps until it sees WOKEN. If its timeout passes first it
  *     tries to claim itself; if a partner won instead, the value is on its
  *     way and the owner keeps waiting (without limit: the partner is
@@ -219,9 +214,10 @@ static int receivable(wp_chan *c)
         size_t tail = atomic_load_explicit(&c->tail, memory_order_seq_cst);
         return (tail & ~c->mark) != atomic_load_explicit(&c->head, memory_order_seq_cst);
     }
-    /* seq_cst: after the flag store of wp_chan_fd, against a lock-free
-       claim (see chan_op). */
-    if (WP__FAST_LIVE(atomic_load_explicit(&c->fast[0], memory_order_seq_cst), WP_SEND)) return 1;
+    /* relaxed: a hint, as below. */
+    if (atomic_load_explicit(&c->fast_op, memory_order_relaxed) == 1 + WP_SEND &&
+        atomic_load_explicit(&c->fast.done, memory_order_relaxed) == 0)
+        return 1;
     for (struct wp__chan_sudog *sg = c->sendq.first; sg; sg = sg->next)
         /* relaxed: a hint. A claim we miss was made by a partner or the
            owner, who takes the sudog off (or a receive drops it) under
@@ -537,251 +533,78 @@ static int op_init(struct wp__chan_op *o, wp_chan *c, int op, void *elem)
     return small;
 }
 
-/* -------------------------------------------------- the fast slot (cap 0) -- */
+/* ------------------------------------------------ the fast waiter (cap 0) -- */
 
-/* The 16 bytes of the slot, swapped whole when a partner hands a value of up
-   to 8 bytes to a waiting receive: control word and value in one
-   cmpxchg16b, so the line the owner spins on is written once. Where the
-   CPU lacks it (c->swap16 0) the claim takes two steps (CLAIMING, then the
-   value and OK), as it always does for larger elements. */
-#if defined(__x86_64__) && defined(__SIZEOF_INT128__)
-#include <cpuid.h>
-
-typedef unsigned __int128 fast_pair;
-
-/* Full barrier (the __sync builtins are): the owner's acquire load of
-   fast[0] that sees the new control word sees the value too. */
-__attribute__((target("cx16"))) static int pair_swap(wp_chan *c, uint64_t ctl, uint64_t val,
-                                                     uint64_t nctl, uint64_t nval)
+/* Where the element of the fast waiter's op is: in its val (up to 8 bytes)
+   or behind the pointer stored there (NULL: a receive that drops it). */
+static void *fast_elem(wp_chan *c)
 {
-    return __sync_bool_compare_and_swap((fast_pair *)(void *)c->fast, (fast_pair)val << 64 | ctl,
-                                        (fast_pair)nval << 64 | nctl);
+    if (c->elem_size <= sizeof c->fast.val) return c->fast.val;
+    void *p;
+    memcpy(&p, c->fast.val, sizeof p);
+    return p;
 }
 
-/* Whether this CPU has cmpxchg16b, asked once (cpuid may trap to a
-   hypervisor): 0 not asked yet, 1 no, 2 yes. */
-static int have_swap16(void)
+/* c locked, unbuffered. Claims the fast waiter if an op of kind op waits
+   there and nobody claimed it yet (as waitq_claim does a sudog's): returns
+   it, to be woken once the lock is dropped, or NULL. */
+static struct wp__chan_waiter *fast_claim(wp_chan *c, int op, int success)
 {
-    static _Atomic int known;
-    /* relaxed: every thread computes the same answer. */
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
-    if (k == 0) {
-        unsigned a, b, cx, d;
-        k = __get_cpuid(1, &a, &b, &cx, &d) && (cx & bit_CMPXCHG16B) ? 2 : 1;
-        atomic_store_explicit(&known, k, memory_order_relaxed);
-    }
-    return k == 2;
-}
-#else
-static int pair_swap(wp_chan *c, uint64_t ctl, uint64_t val, uint64_t nctl, uint64_t nval)
-{
-    (void)c, (void)ctl, (void)val, (void)nctl, (void)nval;
-    return 0;
+    /* relaxed: written under this lock, or cleared by an owner that no
+       claimant can still complete (its done is set), which the CAS sees. */
+    if (atomic_load_explicit(&c->fast_op, memory_order_relaxed) != 1 + op) return NULL;
+    uint32_t open = 0;
+    /* relaxed: as in waitq_claim. */
+    if (!atomic_compare_exchange_strong_explicit(&c->fast.done, &open, WP__CHAN_DONE(0, success),
+                                                 memory_order_relaxed, memory_order_relaxed))
+        return NULL;
+    return &c->fast;
 }
 
-static int have_swap16(void)
-{
-    return 0;
-}
-#endif
-
-/* The futex word: the control word's low 32 bits (its state, op and the
-   low bits of gen), wherever they lie in the 64. */
-static inline _Atomic uint32_t *fast_futex(wp_chan *c)
-{
-    _Atomic uint32_t *w = (_Atomic uint32_t *)(void *)&c->fast[0];
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    w++;
-#endif
-    return w;
-}
-
-static inline uint64_t fast_with(uint64_t ctl, unsigned state)
-{
-    return (ctl & ~(uint64_t)(WP__FAST_STATE | WP__FAST_WOKE)) | state;
-}
-
-/* Claims the fast slot if an op of kind op waits there (with or without the
-   lock), completing it with success (1: the value passes; 0: close): a
-   waiting receive gets its value from src, a waiting send's goes to dst
-   (NULL drops it). Returns 0 if none waits, 1 if claimed, 2 if claimed and
-   its owner sleeps: then wake it with fast_wake, with no lock held.
-   Nothing of c is touched after a claim that returns 1: its owner may
-   return at once. */
-static int fast_claim(wp_chan *c, int op, int success, const void *src, void *dst)
-{
-    int small = c->elem_size <= sizeof(uint64_t);
-    /* acquire: pairs with the release store of the owner that moved in, so
-       its value (fast[1]) is there to read or to compare. */
-    uint64_t ctl = atomic_load_explicit(&c->fast[0], memory_order_acquire);
-    for (;;) {
-        if (!WP__FAST_LIVE(ctl, op)) return 0;
-        int woke = (ctl & WP__FAST_STATE) == WP__FAST_SLEEP;
-        uint64_t done =
-            fast_with(ctl, (success ? WP__FAST_OK : WP__FAST_CLOSED) | (woke ? WP__FAST_WOKE : 0));
-        /* relaxed: the acquire above ordered it after the move-in; a later
-           owner's value fails the claim (its gen differs). */
-        uint64_t val = atomic_load_explicit(&c->fast[1], memory_order_relaxed);
-        int pass = success && (op == WP_RECV || dst); /* an element to copy */
-        if (!pass || (small && op == WP_SEND)) {
-            /* Close, a dropped value, or a small one taken: claim by the
-               control word alone. seq_cst: ordered as a lock-free receive
-               needs against wp_chan_fd (see chan_op). */
-            if (!atomic_compare_exchange_strong_explicit(
-                    &c->fast[0], &ctl, done, memory_order_seq_cst, memory_order_acquire))
-                continue;
-            if (pass) memcpy(dst, &val, c->elem_size);
-            return woke ? 2 : 1;
-        }
-        if (small && op == WP_RECV && c->swap16) {
-            /* A small value to a waiting receive: value and OK in one swap. */
-            uint64_t v = 0;
-            memcpy(&v, src, c->elem_size);
-            if (pair_swap(c, ctl, val, done, v)) return woke ? 2 : 1;
-            ctl = atomic_load_explicit(&c->fast[0], memory_order_acquire);
-            continue;
-        }
-        /* Two steps: claim, copy to or from the owner's element (it cannot
-           leave: the slot is claimed), then publish OK. seq_cst: as above. */
-        if (!atomic_compare_exchange_strong_explicit(&c->fast[0], &ctl,
-                                                     fast_with(ctl, WP__FAST_CLAIMING),
-                                                     memory_order_seq_cst, memory_order_acquire))
-            continue;
-        if (op == WP_SEND) {
-            memcpy(dst, (const void *)(uintptr_t)val, c->elem_size);
-        } else if (small) {
-            uint64_t v = 0;
-            memcpy(&v, src, c->elem_size);
-            atomic_store_explicit(&c->fast[1], v, memory_order_relaxed);
-        } else if (val) { /* a receive that drops the value left NULL */
-            memcpy((void *)(uintptr_t)val, src, c->elem_size);
-        }
-        /* release: publishes the copy; pairs with the owner's acquire. */
-        atomic_store_explicit(&c->fast[0], done, memory_order_release);
-        return woke ? 2 : 1;
-    }
-}
-
-/* After fast_claim returned 2, with no lock held: wakes the sleeping owner,
-   then clears WOKE, our last touch, which the owner waits for before it
-   leaves the slot (so no futex call names a slot a later owner holds). */
-static void fast_wake(wp_chan *c)
-{
-    futex_wake(fast_futex(c));
-    /* relaxed load: only we write the word now. release store: pairs with
-       the owner's acquire load that sees WOKE gone. */
-    uint64_t ctl = atomic_load_explicit(&c->fast[0], memory_order_relaxed);
-    atomic_store_explicit(&c->fast[0], ctl & ~(uint64_t)WP__FAST_WOKE, memory_order_release);
-}
-
-/* c locked, unbuffered, nobody to hand over to. Whether the fast slot is
-   free for an op of kind op: its last owner has left and none of that kind
-   is queued (so it stays the oldest waiter of its kind). acquire: pairs
-   with the release of the last owner, whose read of fast[1] then comes
-   first. */
+/* c locked, unbuffered, nobody to hand over to. Whether the fast waiter is
+   free for an op of kind op: no op holds it and none of that kind is
+   queued (so it stays the oldest waiter of its kind). acquire: pairs with
+   the release of its last owner, whose reads of val then come first. */
 static int fast_free(wp_chan *c, int op)
 {
-    return atomic_load_explicit(&c->fast_idle, memory_order_acquire) &&
+    return atomic_load_explicit(&c->fast_op, memory_order_acquire) == 0 &&
            (op == WP_SEND ? c->sendq.first : c->recvq.first) == NULL;
 }
 
-/* Waits in the fast slot as the owner that moved in with control word
-   mine (state WAIT) until a partner or close claims it, or until deadline
-   passes and the owner claims it itself. Returns the final control word:
-   OK, CLOSED or SELF. As wp__chan_park: spin (pauses, then yields), then
-   sleep on the futex. */
-static uint64_t fast_park(wp_chan *c, uint64_t mine, const struct timespec *deadline)
-{
-    _Atomic uint64_t *ctl = &c->fast[0];
-    struct timespec spin_end;
-    /* acquire loads throughout: pair with the claimant's swap or release
-       store, so the value (or the copy into our element) is visible. */
-    uint64_t now = atomic_load_explicit(ctl, memory_order_acquire);
-    for (unsigned i = 1; now == mine && WP_CHAN_SPIN_NS > 0; i++) {
-        if (i < WP_CHAN_PAUSES)
-            wp__cpu_relax();
-        else
-            sched_yield();
-        if (i == 16) wp__chan_deadline(WP_CHAN_SPIN_NS, &spin_end);
-        if (i % 16 == 0 && (past(&spin_end) || (deadline && past(deadline)))) break;
-        now = atomic_load_explicit(ctl, memory_order_acquire);
-    }
-    for (unsigned i = 0;; i++) {
-        unsigned st = now & WP__FAST_STATE;
-        if (st == WP__FAST_WAIT || st == WP__FAST_SLEEP) {
-            if (deadline && past(deadline)) {
-                /* We win, or a partner did (its wake then follows). acquire:
-                   on failure, as above. */
-                if (atomic_compare_exchange_strong_explicit(
-                        ctl, &now, fast_with(now, WP__FAST_SELF), memory_order_acquire,
-                        memory_order_acquire))
-                    return fast_with(now, WP__FAST_SELF);
-                continue;
-            }
-            if (st == WP__FAST_WAIT) {
-                /* Going to sleep: tell the claimant to make the futex call.
-                   acquire: on failure, as above. */
-                uint64_t sleeping = fast_with(now, WP__FAST_SLEEP);
-                if (atomic_compare_exchange_strong_explicit(
-                        ctl, &now, sleeping, memory_order_acquire, memory_order_acquire))
-                    now = sleeping;
-                continue;
-            }
-            futex_wait(fast_futex(c), (uint32_t)now, deadline);
-        } else if (st == WP__FAST_CLAIMING || (now & WP__FAST_WOKE)) {
-            /* The claimant is between two stores, which takes no time. */
-            if (i < WP_CHAN_PAUSES)
-                wp__cpu_relax();
-            else
-                sched_yield();
-        } else {
-            return now;
-        }
-        now = atomic_load_explicit(ctl, memory_order_acquire);
-    }
-}
-
-/* c locked by the caller and fast_free: moves into the fast slot, unlocks c
-   and returns as chan_op does. */
+/* c locked by the caller and fast_free: waits in the fast waiter, unlocks c
+   and returns as chan_op does. The owner spins on the channel's line, the
+   one its partner writes to claim it: the handoff moves that line alone. */
 static int fast_wait(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy)
 {
-    int small = c->elem_size <= sizeof(uint64_t);
-    /* relaxed: only lock holders move in; fast_free's acquire ordered the
-       last owner's reads before these writes. */
-    atomic_store_explicit(&c->fast_idle, 0, memory_order_relaxed);
-    uint64_t val = 0;
+    struct wp__chan_waiter *w = &c->fast;
+    int small = c->elem_size <= sizeof w->val;
+    /* relaxed: partners read these under the lock we hold. */
+    atomic_store_explicit(&w->state, WP__CHAN_RUNNING, memory_order_relaxed);
+    atomic_store_explicit(&w->done, 0, memory_order_relaxed);
     if (!small)
-        val = (uint64_t)(uintptr_t)elem;
+        memcpy(w->val, &elem, sizeof elem);
     else if (op == WP_SEND)
-        memcpy(&val, elem, c->elem_size);
-    atomic_store_explicit(&c->fast[1], val, memory_order_relaxed);
-    uint64_t mine =
-        (atomic_load_explicit(&c->fast[0], memory_order_relaxed) & ~(WP__FAST_GEN - 1)) +
-        WP__FAST_GEN + WP__FAST_OP(op) + WP__FAST_WAIT;
-    /* release: partners that see mine (acquire) see the value too. */
-    atomic_store_explicit(&c->fast[0], mine, memory_order_release);
+        memcpy(w->val, elem, c->elem_size);
+    atomic_store_explicit(&c->fast_op, (uint8_t)(1 + op), memory_order_relaxed);
     wp__chan_unlock(c);
 
     struct timespec ts;
-    uint64_t end = fast_park(c, mine, wp__chan_deadline(timeout_ns, &ts));
-    unsigned st = end & WP__FAST_STATE;
-    if (st == WP__FAST_OK && small && op == WP_RECV && elem) {
-        /* relaxed: the acquire in fast_park ordered the swap that put it. */
-        val = atomic_load_explicit(&c->fast[1], memory_order_relaxed);
-        memcpy(elem, &val, c->elem_size);
-    }
-    if (st == WP__FAST_SELF) {
+    if (wp__chan_park(w, wp__chan_deadline(timeout_ns, &ts)) != 0) {
         /* We claimed ourselves: no partner writes here any more. Under the
            lock, so that the unlock moves the descriptor's level. */
         wp__chan_lock(c);
-        atomic_store_explicit(&c->fast_idle, 1, memory_order_release);
+        atomic_store_explicit(&c->fast_op, 0, memory_order_relaxed);
         wp__chan_unlock(c);
         return busy;
     }
-    /* release: our read of fast[1] comes before the next owner writes it
-       (its acquire in fast_free). */
-    atomic_store_explicit(&c->fast_idle, 1, memory_order_release);
-    return st == WP__FAST_OK ? 0 : EPIPE;
+    /* relaxed: the acquire in wp__chan_park ordered the claimant's CAS. */
+    int ok = WP__CHAN_DONE_SUCCESS(atomic_load_explicit(&w->done, memory_order_relaxed));
+    if (ok && small && op == WP_RECV && elem) memcpy(elem, w->val, c->elem_size);
+    /* release: our reads of val come before the next owner writes it (its
+       acquire in fast_free). The claimant's last touch came before our
+       park returned. */
+    atomic_store_explicit(&c->fast_op, 0, memory_order_release);
+    return ok ? 0 : EPIPE;
 }
 
 /* Send, try_send and send_timeout (and the receives) on a buffered channel:
@@ -836,50 +659,47 @@ static int ring_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy
 
 /* ---------------------------------------------------- the operations -- */
 
-int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_wake *wake)
+int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **wake)
 {
     if (c->cap > 0) {
         int r = ring_push(c, elem);
-        if (r == 0) wake->w = ring_partner(c, WP_SEND);
+        if (r == 0) *wake = ring_partner(c, WP_SEND);
         return r;
     }
     if (c->closed) return EPIPE;
     /* A receiver waits: hand the value over, to the oldest first. */
-    int got = fast_claim(c, WP_RECV, 1, elem, NULL);
-    if (got) {
-        if (got == 2) wake->fast = c;
+    struct wp__chan_waiter *w = fast_claim(c, WP_RECV, 1);
+    if (w) {
+        void *dst = fast_elem(c);
+        if (dst) memcpy(dst, elem, c->elem_size);
+        *wake = w;
         return 0;
     }
     struct wp__chan_sudog *sg = waitq_claim(&c->recvq, 1);
     if (!sg) return EAGAIN;
     if (sg->elem) memcpy(sg->elem, elem, c->elem_size);
-    wake->w = sg->w;
+    *wake = sg->w;
     return 0;
 }
 
-int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_wake *wake)
+int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake)
 {
     if (c->cap > 0) {
         int r = ring_pop(c, elem);
-        if (r == 0) wake->w = ring_partner(c, WP_RECV);
+        if (r == 0) *wake = ring_partner(c, WP_RECV);
         return r;
     }
-    int got = fast_claim(c, WP_SEND, 1, NULL, elem);
-    if (got) {
-        if (got == 2) wake->fast = c;
+    struct wp__chan_waiter *w = fast_claim(c, WP_SEND, 1);
+    if (w) {
+        if (elem) memcpy(elem, fast_elem(c), c->elem_size);
+        *wake = w;
         return 0;
     }
     struct wp__chan_sudog *sg = waitq_claim(&c->sendq, 1);
     if (!sg) return c->closed ? EPIPE : EAGAIN;
     if (elem) memcpy(elem, sg->elem, c->elem_size);
-    wake->w = sg->w;
+    *wake = sg->w;
     return 0;
-}
-
-void wp__chan_woken(const struct wp__chan_wake *wake)
-{
-    if (wake->fast) fast_wake(wake->fast);
-    if (wake->w) wp__chan_wake(wake->w);
 }
 
 /* The one body of send, try_send and send_timeout (and of the receives):
@@ -888,26 +708,13 @@ void wp__chan_woken(const struct wp__chan_wake *wake)
 static int chan_op(wp_chan *c, int op, void *elem, uint64_t timeout_ns, int busy)
 {
     if (c->cap > 0) return ring_op(c, op, elem, timeout_ns, busy);
-    /* A partner in the fast slot is the oldest waiting: claim it without
-       the lock. Not once the channel has a descriptor, whose level moves
-       under the lock; a receive that raced with the descriptor's making
-       may leave it up, as a stale sudog does, until the next receive.
-       acquire: pairs with the seq_cst store in wp_chan_fd. */
-    if (!(atomic_load_explicit(&c->flags, memory_order_acquire) & WP__CHAN_HAS_FD)) {
-        int got = op == WP_SEND ? fast_claim(c, WP_RECV, 1, elem, NULL)
-                                : fast_claim(c, WP_SEND, 1, NULL, elem);
-        if (got) {
-            if (got == 2) fast_wake(c);
-            return 0;
-        }
-    }
-    struct wp__chan_wake wake = {0};
+    struct wp__chan_waiter *wake = NULL;
     wp__chan_lock(c);
     int r =
         op == WP_SEND ? wp__chan_send_locked(c, elem, &wake) : wp__chan_recv_locked(c, elem, &wake);
     if (r != EAGAIN || timeout_ns == 0) {
         wp__chan_unlock(c);
-        wp__chan_woken(&wake);
+        if (wake) wp__chan_wake(wake);
         return r == EAGAIN ? busy : r;
     }
     if (fast_free(c, op)) return fast_wait(c, op, elem, timeout_ns, busy);
@@ -992,11 +799,10 @@ int wp_chan_close(wp_chan *c)
         sg->next = list;
         list = sg;
     }
-    int fast = 0;
-    if (c->cap == 0 && (fast = fast_claim(c, WP_RECV, 0, NULL, NULL)) == 0)
-        fast = fast_claim(c, WP_SEND, 0, NULL, NULL);
+    struct wp__chan_waiter *fast = NULL;
+    if (c->cap == 0 && (fast = fast_claim(c, WP_RECV, 0)) == NULL) fast = fast_claim(c, WP_SEND, 0);
     wp__chan_unlock(c);
-    if (fast == 2) fast_wake(c);
+    if (fast) wp__chan_wake(fast);
     while (list) {
         sg = list;
         list = sg->next; /* read before the wake: then sg may be gone */
@@ -1035,10 +841,6 @@ int wp_chan_fd(wp_chan *c, int *fd)
         if (e >= 0) {
             c->efd = e;
             c->efd_up = 0;
-            /* seq_cst: unbuffered ops that see it keep to the lock (see
-               chan_op); buffered ones get it from the unlock's flags_sync. */
-            if (c->cap == 0)
-                atomic_store_explicit(&c->flags, WP__CHAN_HAS_FD, memory_order_seq_cst);
         } else {
             r = errno == EMFILE || errno == ENFILE ? errno : ENOMEM;
         }
@@ -1077,14 +879,12 @@ int wp_chan_create(wp_chan **out, size_t elem_size, size_t capacity)
     atomic_init(&c->flags, 0);
     atomic_init(&c->head, 0);
     atomic_init(&c->tail, 0);
-    atomic_init(&c->fast[0], 0);
-    atomic_init(&c->fast[1], 0);
-    atomic_init(&c->fast_idle, 1);
+    atomic_init(&c->fast_op, 0);
+    wp__chan_waiter_init(&c->fast);
     c->elem_size = elem_size;
     c->cap = capacity;
     c->stride = stride;
     c->efd = -1;
-    c->swap16 = (uint8_t)(capacity == 0 && have_swap16());
     c->buf = (unsigned char *)(c + 1);
     if (capacity > 0) {
         /* Positions: index in the bits below mark, then the closed bit, then

@@ -85,18 +85,15 @@ struct wp__chan_waitq {
 /*
  * Two kinds of channel share the waiting machinery (lock, queues, sudogs):
  *
- * Unbuffered (cap 0): Go's. Queues and closed are under the lock. A sender
- * and a receiver meet through the queues: the one that comes second claims
- * the other's sudog and copies the value across. The first plain op to wait
- * while its queue is empty waits in the channel's own fast slot instead, as
- * if at the head of its queue. It moves in under the lock; a partner claims
- * it, with or without the lock, by one compare-and-swap that also hands the
- * value over, so the line the owner spins on is written once per handoff.
- * Invariants (under lock):
+ * Unbuffered (cap 0): Go's. Everything is under the lock. A sender and a
+ * receiver meet through the queues: the one that comes second claims the
+ * other's sudog and copies the value across. The first plain op to wait
+ * while its queue is empty waits in the channel's own `fast` waiter
+ * instead, as if at the head of its queue. Invariants (under lock):
  *   - At most one of recvq and sendq holds live (unclaimed) sudogs, and
- *     a live fast slot (WP__FAST_LIVE) is of that kind.
- *   - A live fast slot is older than every live sudog of its kind.
- *   - closed implies both queues hold no live sudog and the slot is not live.
+ *     a live fast waiter (fast_op set, fast.done 0) is of that kind.
+ *   - A live fast waiter is older than every live sudog of its kind.
+ *   - closed implies both queues hold no live sudog and fast no live waiter.
  *
  * Buffered (cap > 0): the elements live in a lock-free ring of cap slots
  * (Vyukov's bounded queue, as crossbeam's array channel): head and tail are
@@ -145,67 +142,35 @@ struct wp_chan {
     int efd;        /* wp_chan_fd's eventfd, -1 until asked for: written and read under lock */
     uint8_t closed; /* protected by lock */
     uint8_t efd_up; /* the eventfd holds 1 (readable): protected by lock */
+    /* Unbuffered only: 0, or 1 + the op (WP_SEND, WP_RECV) of the plain send
+       or receive waiting in `fast` (see below). Set under lock by the op
+       that moves in; cleared by it once it has its result (under lock only
+       when it leaves by timeout). */
+    _Atomic uint8_t fast_op;
     struct wp__chan_waitq recvq, sendq; /* protected by lock */
-    /* Unbuffered only: the fast slot, fast[0] its control word (WP__FAST_*),
-       fast[1] its value, one 16-byte pair that a partner may swap whole.
-       The first plain send or receive to wait, when none of its kind is
-       queued, waits here rather than in a waiter on its stack. It is older
-       than any queued one of its kind, so partners claim it first
-       (wp__chan_send_locked, wp__chan_recv_locked, close, and the lock-free
-       try in chan_op). fast[1] holds the element (up to 8 bytes) or a
-       pointer to the owner's. The owner spins on this line: a handoff moves
-       it once, to the partner and back. */
-    alignas(16) _Atomic uint64_t fast[2];
-    /* Read by every ring operation, written (under lock) only when a queue
-       goes from empty to not or back, or the descriptor is made. */
+    /* Unbuffered only: the first plain send or receive to wait, when none
+       of its kind is queued, waits here rather than in a waiter on its
+       stack.
+       It is an older waiter than any queued one of its kind, so partners
+       claim it first (wp__chan_send_locked, wp__chan_recv_locked, close),
+       as they would a sudog. val holds the element (up to 8 bytes) or a
+       pointer to the owner's. The owner spins on this line, which its
+       partner writes anyway: a handoff moves one line, not two. */
+    struct wp__chan_waiter fast;
     /* Read by every ring operation, written (under lock) only when a queue
        goes from empty to not or back, or the descriptor is made. */
     alignas(WP__CACHE_LINE) _Atomic uint32_t flags;
-    uint8_t swap16;        /* immutable: unbuffered, and the CPU swaps 16 bytes at once */
     size_t elem_size, cap; /* immutable */
     size_t stride;         /* immutable: bytes per slot, its stamp then the element */
     size_t mark, one_lap;  /* immutable: tail's closed bit; a lap (two marks) */
     unsigned char *buf;    /* immutable: the slots, after the struct */
     /* Ring positions, each on its own line: receivers CAS head, senders tail. */
     alignas(WP__CACHE_LINE) _Atomic size_t head;
-    /* Unbuffered only (where head's line is otherwise unused): 1 while the
-       fast slot is free for a new owner. Cleared under lock by the op that
-       moves in, set (release) by it once it has read its result: off the
-       slot's line, so that the owner's last write stays in its own cache
-       when it is also the next to move in. */
-    _Atomic uint8_t fast_idle;
     alignas(WP__CACHE_LINE) _Atomic size_t tail;
 };
 
-_Static_assert(offsetof(struct wp_chan, fast) + sizeof(uint64_t[2]) <= WP__CACHE_LINE,
-               "the lock, the queues and the fast slot share one line");
-
-/* The fast slot's control word: gen << 8 | op << 4 | WP__FAST_WOKE? | state.
-   gen counts the owners that moved in, so a partner's swap never lands on a
-   later owner than the one it read. The futex word is its low 32 bits. */
-enum {
-    WP__FAST_NONE,     /* never used */
-    WP__FAST_WAIT,     /* an owner waits (spins) */
-    WP__FAST_SLEEP,    /* an owner waits, asleep on the futex */
-    WP__FAST_CLAIMING, /* a partner claimed it and copies a large element */
-    WP__FAST_OK,       /* claimed by a partner: the value passed */
-    WP__FAST_CLOSED,   /* claimed by close */
-    WP__FAST_SELF,     /* the owner's timeout claimed it */
-};
-#define WP__FAST_STATE  7u
-#define WP__FAST_WOKE   8u /* with OK or CLOSED: the partner's futex call is still to come */
-#define WP__FAST_OP(op) ((uint64_t)(op) << 4)
-#define WP__FAST_GEN    ((uint64_t)1 << 8)
-#define WP__FAST_LIVE(ctl, op)                                                                     \
-    (((ctl)&WP__FAST_STATE) - WP__FAST_WAIT <= WP__FAST_SLEEP - WP__FAST_WAIT &&                   \
-     ((ctl)&WP__FAST_OP(1)) == WP__FAST_OP(op))
-
-/* What a claimant wakes once the lock is dropped: a queued sudog's waiter,
-   or the fast slot of chan whose owner slept. */
-struct wp__chan_wake {
-    struct wp__chan_waiter *w;
-    wp_chan *fast;
-};
+_Static_assert(offsetof(struct wp_chan, fast) + sizeof(struct wp__chan_waiter) <= WP__CACHE_LINE,
+               "the lock, the queues and the fast waiter share one line");
 
 /* The channel lock (spin, then sleep on a futex). Not recursive. Unlocking
    also moves the descriptor's level, if the channel has one (see above). */
@@ -214,12 +179,12 @@ void wp__chan_unlock(wp_chan *c);
 
 /* c locked. Completes a send of elem now if it can: 0 done, EPIPE closed,
    EAGAIN it would have to wait. On 0 with a receiver handed the value (or,
-   buffered, woken to retry), *wake says whom to wake once the lock is
-   dropped (wp__chan_woken); it must start zeroed. */
-int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_wake *wake);
+   buffered, woken to retry), *wake is set to the waiter to wake once the
+   lock is dropped. */
+int wp__chan_send_locked(wp_chan *c, const void *elem, struct wp__chan_waiter **wake);
 /* c locked. Same for a receive into elem (NULL drops): 0, EPIPE (closed and
    drained) or EAGAIN. */
-int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_wake *wake);
+int wp__chan_recv_locked(wp_chan *c, void *elem, struct wp__chan_waiter **wake);
 
 /* c locked, c buffered, a sudog of kind op just queued on c. Publishes the
    waiting flags (seq_cst), then looks at the ring once more: 1 if an
@@ -247,8 +212,5 @@ const struct timespec *wp__chan_deadline(uint64_t timeout_ns, struct timespec *t
 /* Wakes a waiter the caller claimed. Call with no lock held; after it w may
    be gone. */
 void wp__chan_wake(struct wp__chan_waiter *w);
-/* Wakes what wp__chan_send_locked or wp__chan_recv_locked left in *wake, if
-   anything. Call with no lock held. */
-void wp__chan_woken(const struct wp__chan_wake *wake);
 
 #endif /* WP_CHAN_H */

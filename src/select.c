@@ -100,12 +100,12 @@ int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns)
         lock_all(cases, lock, m);
         for (size_t k = 0; k < m; k++) {
             wp_select_case *cs = &cases[poll[k]];
-            struct wp__chan_wake wake = {0};
+            struct wp__chan_waiter *wake = NULL;
             int r = cs->op == WP_SEND ? wp__chan_send_locked(cs->chan, cs->elem, &wake)
                                       : wp__chan_recv_locked(cs->chan, cs->elem, &wake);
             if (r != EAGAIN) {
                 unlock_all(cases, lock, m);
-                wp__chan_woken(&wake);
+                if (wake) wp__chan_wake(wake);
                 cs->err = r;
                 return poll[k];
             }
@@ -165,12 +165,12 @@ int wp_select(wp_select_case *cases, size_t n, uint64_t timeout_ns)
         /* Buffered and closed, or the claimant was beaten to the ring: this
            case first, so the element (or the room) that woke us is not left
            behind while another waiter sleeps. Taken meanwhile: wait again. */
-        struct wp__chan_wake wake = {0};
+        struct wp__chan_waiter *wake = NULL;
         wp__chan_lock(cs->chan);
         r = cs->op == WP_SEND ? wp__chan_send_locked(cs->chan, cs->elem, &wake)
                               : wp__chan_recv_locked(cs->chan, cs->elem, &wake);
         wp__chan_unlock(cs->chan);
-        wp__chan_woken(&wake);
+        if (wake) wp__chan_wake(wake);
         if (r != EAGAIN) {
             cs->err = r;
             return (int)lock[k];

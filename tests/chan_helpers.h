@@ -14,7 +14,7 @@ static inline size_t queued(wp_chan *c, int op)
 {
     size_t n = 0;
     wp__chan_lock(c);
-    n += c->cap == 0 && WP__FAST_LIVE(atomic_load(&c->fast[0]), op);
+    n += atomic_load(&c->fast_op) == 1 + op && atomic_load(&c->fast.done) == 0;
     for (struct wp__chan_sudog *s = op == WP_SEND ? c->sendq.first : c->recvq.first; s; s = s->next)
         n += atomic_load(&s->w->done) == 0;
     wp__chan_unlock(c);

@@ -476,17 +476,15 @@ static void *big_op_run(void *arg)
 
 /* Elements of every size pass whole between a waiting op and its partner,
    each way: up to 8 bytes inside the waiter, larger ones copied from or to
-   the waiting op's own buffer. A receive with NULL drops the value. Small
-   ones also in two steps, as where the CPU has no 16-byte swap. */
+   the waiting op's own buffer. A receive with NULL drops the value. */
 TEST(unbuffered_elements_of_any_size_pass_to_and_from_a_waiting_op)
 {
     static const size_t sizes[] = {1, 3, 8, 9, 17, 256, 4096};
     static unsigned char in[4097], out[4097];
-    for (size_t s = 0; s < 2 * sizeof sizes / sizeof sizes[0]; s++) {
-        size_t n = sizes[s % (sizeof sizes / sizeof sizes[0])];
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        size_t n = sizes[s];
         wp_chan *c;
         ASSERT_OK(wp_chan_create(&c, n, 0));
-        if (s >= sizeof sizes / sizeof sizes[0]) c->swap16 = 0;
         for (int waiting = WP_SEND; waiting <= WP_RECV; waiting++) {
             for (int drop = 0; drop <= 1; drop++) {
                 for (size_t i = 0; i < n; i++) in[i] = (unsigned char)(i * 7 + n + (size_t)drop);
@@ -570,10 +568,6 @@ static void *mpmc_receiver(void *arg)
     }
 }
 
-/* Set by the test below: unbuffered channels claim their fast slot in two
-   steps (as on a CPU without a 16-byte compare-and-swap). */
-static int no_swap16;
-
 static void run_mpmc(size_t cap, size_t elem_size, int senders, int receivers, int timed)
 {
     struct mpmc m = {
@@ -582,7 +576,6 @@ static void run_mpmc(size_t cap, size_t elem_size, int senders, int receivers, i
     m.seen = calloc(total, 1);
     ASSERT(m.seen != NULL);
     ASSERT_OK(wp_chan_create(&m.c, elem_size, cap));
-    if (no_swap16) m.c->swap16 = 0;
     pthread_t s[8], r[8];
     for (int i = 0; i < receivers; i++) ASSERT_OK(pthread_create(&r[i], NULL, mpmc_receiver, &m));
     for (int i = 0; i < senders; i++) ASSERT_OK(pthread_create(&s[i], NULL, mpmc_sender, &m));
@@ -620,18 +613,6 @@ TEST(mpmc_with_timeouts_loses_and_duplicates_nothing)
         run_mpmc(caps[ci], 8, 3, 3, 1);
         if (test_failed_now) return;
     }
-}
-
-TEST(unbuffered_small_values_pass_in_two_steps_without_the_16_byte_swap)
-{
-    /* Where the CPU has no cmpxchg16b, a send to a receive waiting in the
-       fast slot claims it, writes the value, then publishes it: the same
-       counts must come out, also with timeouts. */
-    no_swap16 = 1;
-    run_mpmc(0, 8, 4, 4, 0);
-    if (!test_failed_now) run_mpmc(0, 4, 1, 3, 0);
-    if (!test_failed_now) run_mpmc(0, 8, 3, 3, 1);
-    no_swap16 = 0;
 }
 
 /* Close while senders and receivers are busy: every value a send reported
