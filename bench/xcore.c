@@ -36,6 +36,7 @@
 #endif
 #include "wpool.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -44,6 +45,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <sys/stat.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define cpu_relax() __builtin_ia32_pause()
@@ -64,6 +67,19 @@ static void die(const char *what, int e)
 {
     fprintf(stderr, "xcore: %s: error %d\n", what, e);
     exit(3);
+}
+
+/* DIR/name opened for writing, or exit with the reason. */
+static FILE *out_file(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        fprintf(stderr, "xcore: cannot write %s: %s\n", path, strerror(errno));
+        exit(3);
+    }
+    return f;
 }
 
 static double median(const double *in, int n)
@@ -504,14 +520,10 @@ int main(int argc, char **argv)
            (unsigned long long)opt.trips);
 
     if (out) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/xcore.csv", out);
-        FILE *csv = fopen(path, "w");
-        snprintf(path, sizeof path, "%s/xcore.json", out);
-        FILE *js = fopen(path, "w");
-        snprintf(path, sizeof path, "%s/xcore.txt", out);
-        FILE *txt = fopen(path, "w");
-        if (!csv || !js || !txt) die("cannot write under --out", 0);
+        /* As runner.c: --out may name a directory not made yet. */
+        mkdir(out, 0777);
+        FILE *csv = out_file(out, "xcore.csv"), *js = out_file(out, "xcore.json"),
+             *txt = out_file(out, "xcore.txt");
         fprintf(csv, "row,workers,ns_per_op,m_ops_per_s,rt,rt_unit,target_rt\n");
         fprintf(js,
                 "{\"cpu\": \"%s\", \"cpus_usable\": %u, \"pinned\": [%d, %d], \"rounds\": %d, "
