@@ -9,11 +9,11 @@
  * it pushes every job due by then in one pipelined wp_redis_push_batch, so
  * its own round trip per push does not cap the rate (one wp_redis_push per
  * job kept up with 6,000 jobs/s on a 2-vCPU VM, not 10,000, and the latency
- * measured the producer falling behind). The handler records which entry id carries
- * job i (its data is i + 1). A job's latency is its XACK's server time minus
- * its scheduled push time (same machine, same CLOCK_REALTIME), so a producer
- * that falls behind is counted against the queue, not hidden (no
- * coordinated omission). Prints one line:
+ * measured the producer falling behind). The handler records which entry
+ * id carries job i (its data is i + 1). A job's latency is its XACK's
+ * server time minus its scheduled push time (same machine, same
+ * CLOCK_REALTIME), so a producer that falls behind is counted against the
+ * queue, not hidden (no coordinated omission). Prints one line:
  *   latency: rate R/s, N jobs, p50 X us, p99 Y us, p99.9 Z us, max W us
  * MONITOR itself slows the server a little: the numbers are an upper bound.
  */
