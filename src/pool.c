@@ -446,16 +446,25 @@ static WP__SLOW void run_close(wp__worker *w, uint64_t next)
  * top level (top): waits while paused; stops if the pool is being discarded
  * (returns false, leaving the held task and the rest for shutdown). A
  * nested run (top false: help while waiting) runs its one task at once.
- * Stops where thieves have taken the rest. light: p->light, a constant in
- * each of the two copies (run_from and run_from_fenced), so that the loop
- * does not test it per task.
+ * Stops where thieves have taken the rest. light: p->light; ahead: prefetch
+ * the slots of the run ahead of their takes (wp__ring_prefetch_take). Both
+ * are constants in each of the three copies (run_from, run_from_ahead and
+ * run_from_fenced), so that the loop does not test them per task, and the
+ * loop without prefetches stays as short as it was.
  */
 static WP__INLINE bool run_from_(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next,
-                                 uint64_t end, bool top, bool light)
+                                 uint64_t end, bool top, bool light, bool ahead)
 {
     wp_pool *p = w->pool;
     uint64_t idx = next < end ? wp__ring_index(&p->ring, next) : 0; /* the slot of next */
     uint64_t last = next - 1;                                       /* the last position taken */
+    /* With ahead, the tasks before this one prefetch a slot of the run
+       (run_claimed chose ahead for a run of more than WP__TAKE_AHEAD + 1
+       slots, so cap > WP__TAKE_AHEAD). The last slot of the run is left
+       out: its line may hold the next position too, which a producer may
+       be writing now, and taking that line from it would cost the producer
+       a round trip. */
+    uint64_t ahead_end = ahead ? end - WP__TAKE_AHEAD - 1 : 0;
     /* relaxed: active is a statistic. It stays 1 from one task of the run to
        the next (only a pause or the run's last task clears it), and a nested
        run (top false) runs inside a task, where it is 1 already. */
@@ -480,6 +489,13 @@ static WP__INLINE bool run_from_(wp__worker *w, wp_task_fn fn, void *arg, uint64
         /* A slot came free. relaxed hint only: the fenced check after the
            run catches a submitter that registered just now. */
         if (wp__event_has_waiters(&p->room_ev)) room_notify(p, last);
+        /* While the task runs, the line of the slot WP__TAKE_AHEAD on comes
+           over for its take (wp__ring_prefetch_take). */
+        if (ahead && next < ahead_end) {
+            uint64_t soon = idx + WP__TAKE_AHEAD; /* cap > WP__TAKE_AHEAD: see above */
+            if (soon >= p->ring.cap) soon -= p->ring.cap;
+            wp__ring_prefetch_take(&p->ring.slots[soon]);
+        }
         fn(arg);
         bool more = next < end && run_take(w, idx, next, &fn, &arg, light);
         if (more) {
@@ -506,14 +522,21 @@ static WP__INLINE bool run_from_(wp__worker *w, wp_task_fn fn, void *arg, uint64
 
 static bool run_from(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uint64_t end, bool top)
 {
-    return run_from_(w, fn, arg, next, end, top, true);
+    return run_from_(w, fn, arg, next, end, top, true, false);
+}
+
+/* A long run of tasks that are not too short (claim_adapt's take_ahead). */
+static bool run_from_ahead(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next, uint64_t end,
+                           bool top)
+{
+    return run_from_(w, fn, arg, next, end, top, true, true);
 }
 
 /* Where membarrier(2) is missing: a fence per task instead. */
 static WP__SLOW bool run_from_fenced(wp__worker *w, wp_task_fn fn, void *arg, uint64_t next,
                                      uint64_t end, bool top)
 {
-    return run_from_(w, fn, arg, next, end, top, false);
+    return run_from_(w, fn, arg, next, end, top, false, false);
 }
 
 /* Runs the n tasks at [first, first + n), which this worker owns (claimed
@@ -540,6 +563,8 @@ static bool run_claimed(wp__worker *w, uint64_t first, uint64_t n, bool top)
     wp__ring_take(&p->ring, first, &fn, &arg);
     uint64_t end = n > 1 ? first + n : first + 1;
     if (!p->light) return run_from_fenced(w, fn, arg, first + 1, end, top);
+    if (w->take_ahead && n > WP__TAKE_AHEAD + 2)
+        return run_from_ahead(w, fn, arg, first + 1, end, top);
     return run_from(w, fn, arg, first + 1, end, top);
 }
 
@@ -795,6 +820,9 @@ static bool worker_spin(wp__worker *w)
    seed rows and Empty rows, 32 much less; of the two, the shorter runs. */
 static void claim_adapt(wp__worker *w, uint64_t n, uint64_t dt)
 {
+    /* Prefetching a slot ahead (run_from_) pays only when the tasks in
+       between take long enough for its line to arrive. */
+    w->take_ahead = w->pool->ring.prefetch_w && dt >= (uint64_t)WP__TAKE_AHEAD_MIN_NS * n;
     if (dt > (uint64_t)WP__SHORT_TASK_NS * n)
         w->claim = 1;
     else if (dt < (uint64_t)WP__SHORT_TASK_NS * n / 4 && dt < WP__RUN_NS / 2)
@@ -1370,6 +1398,7 @@ int wp_pool_create(wp_pool **out, const wp_config *cfg)
         atomic_init(&w->seen_next, 0);
         atomic_init(&w->seen_at, 0);
         w->claim = 1;
+        w->take_ahead = false;
         w->pool = p;
         w->id = i;
         w->life = WP__FREE;

@@ -41,6 +41,12 @@
 #ifndef WP__CLAIM_MAX
 #define WP__CLAIM_MAX 256u /* most tasks a worker claims with one CAS (see claim_adapt) */
 #endif
+#ifndef WP__TAKE_AHEAD
+#define WP__TAKE_AHEAD 16u /* a run's owner prefetches the slot this far on (run_from_) */
+#endif
+#ifndef WP__TAKE_AHEAD_MIN_NS
+#define WP__TAKE_AHEAD_MIN_NS 50u /* ... when the tasks take this long on average (claim_adapt) */
+#endif
 #ifndef WP__CLAIM_FAIR
 #define WP__CLAIM_FAIR 32u /* larger claims take half of what they find (wp__ring_claim_share) */
 #endif
@@ -79,6 +85,7 @@ typedef struct wp__worker {
     unsigned depth;      /* runs under way on this thread (help-while-waiting nests) */
     unsigned claim;      /* tasks to claim next time */
     unsigned runs;       /* claimed runs so far (which ones to time) */
+    bool take_ahead;     /* its runs prefetch slots (the CPU can; tasks not too short) */
     unsigned hint_depth; /* wp_blocking_begin nesting */
     /* Written by the worker before it exits, read by shutdown after join:
        what WP_DISCARD stopped it from starting. */

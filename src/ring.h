@@ -42,6 +42,9 @@
 
 #include <errno.h>
 #include <stdalign.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -65,7 +68,8 @@ typedef struct wp__ring {
     alignas(WP__CACHE_LINE) _Atomic uint64_t deq; /* next position to consume */
     alignas(WP__CACHE_LINE) wp__slot *slots;      /* read-only after init */
     uint64_t cap;
-    uint64_t mask; /* cap - 1 when cap is a power of two, else 0 (use %) */
+    uint64_t mask;   /* cap - 1 when cap is a power of two, else 0 (use %) */
+    bool prefetch_w; /* the CPU has a write prefetch (wp__ring_prefetch_take) */
 } wp__ring;
 
 /* Largest capacity accepted (the slot array's size must fit a size_t). */
@@ -91,6 +95,20 @@ static inline wp__slot *wp__ring_slot(const wp__ring *r, uint64_t pos)
     return &r->slots[wp__ring_index(r, pos)];
 }
 
+/* Whether wp__ring_prefetch_take can ask for a line in exclusive state.
+   x86: PREFETCHW, which CPUID announces (AMD since K8, Intel since
+   Broadwell); elsewhere the compiler's write prefetch (PRFM PSTL1KEEP on
+   arm64), or nothing where it has none. */
+static inline bool wp__prefetch_w_usable(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    return __get_cpuid(0x80000001u, &a, &b, &c, &d) && (c & (1u << 8)) != 0; /* PRFCHW */
+#else
+    return true;
+#endif
+}
+
 /* 0, EINVAL (cap 0 or too large) or ENOMEM. */
 static inline int wp__ring_init(wp__ring *r, uint64_t cap)
 {
@@ -100,6 +118,7 @@ static inline int wp__ring_init(wp__ring *r, uint64_t cap)
     r->slots = mem;
     r->cap = cap;
     r->mask = (cap & (cap - 1)) == 0 ? cap - 1 : 0;
+    r->prefetch_w = wp__prefetch_w_usable();
     for (uint64_t i = 0; i < cap; i++) {
         atomic_init(&r->slots[i].seq, 2 * i);
         atomic_init(&r->slots[i].fn, NULL);
@@ -268,6 +287,26 @@ static inline void wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_
     /* release: our reads of fn/arg happen before the producer of the next
        lap overwrites them; pairs with the acquire in wp__ring_push. */
     atomic_store_explicit(&s->seq, 2 * (pos + r->cap), memory_order_release);
+}
+
+/*
+ * A hint, for the owner of a run of claimed positions: slot s will be
+ * taken soon. Taking a slot writes its seq, on a line that the producer
+ * wrote last and the claim only read: without the hint, that store waits
+ * at the head of the store buffer for the line to come over in exclusive
+ * state (a cross-core round trip), and every store of the task queues
+ * behind it. Asked for a few lines ahead, the line is there when the store
+ * comes. Only where prefetch_w is set (pool.c's run loop checks it once
+ * per run). On the 2-vCPU EPYC VM of issue 15 this took 3-8% off the seed
+ * benchmark's per-task rows.
+ */
+static inline void wp__ring_prefetch_take(const wp__slot *s)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)s));
+#else
+    __builtin_prefetch(s, 1, 3);
+#endif
 }
 
 /* wp__ring_take_at by position. */
