@@ -96,8 +96,8 @@ static inline wp__slot *wp__ring_slot(const wp__ring *r, uint64_t pos)
 }
 
 /* Whether wp__ring_prefetch_take can ask for a line in exclusive state.
-   x86: PREFETCHW, which CPUID announces (AMD since K8, Intel since
-   Broadwell); elsewhere the compiler's write prefetch (PRFM PSTL1KEEP on
+   x86: PREFETCHW, where CPUID announces it (the PRFCHW bit: AMD since
+   K10, Intel since Broadwell); elsewhere the compiler's write prefetch (PRFM PSTL1KEEP on
    arm64), or nothing where it has none. */
 static inline bool wp__prefetch_w_usable(void)
 {
@@ -296,9 +296,10 @@ static inline void wp__ring_take_at(wp__ring *r, uint64_t idx, uint64_t pos, wp_
  * at the head of the store buffer for the line to come over in exclusive
  * state (a cross-core round trip), and every store of the task queues
  * behind it. Asked for a few lines ahead, the line is there when the store
- * comes. Only where prefetch_w is set (pool.c's run loop checks it once
- * per run). On the 2-vCPU EPYC VM of issue 15 this took 3-8% off the seed
- * benchmark's per-task rows.
+ * comes. Only where prefetch_w is set (pool.c's claim_adapt checks it).
+ * On the 2-vCPU EPYC VM of issue 15 this took 1-6% off the seed
+ * benchmark's per-task rows while both vCPUs ran at one speed (nothing
+ * while one ran 40% slower).
  */
 static inline void wp__ring_prefetch_take(const wp__slot *s)
 {
