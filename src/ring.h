@@ -97,8 +97,9 @@ static inline wp__slot *wp__ring_slot(const wp__ring *r, uint64_t pos)
 
 /* Whether wp__ring_prefetch_take can ask for a line in exclusive state.
    x86: PREFETCHW, where CPUID announces it (the PRFCHW bit: AMD since
-   K10, Intel since Broadwell); elsewhere the compiler's write prefetch (PRFM PSTL1KEEP on
-   arm64), or nothing where it has none. */
+   K10, Intel since Broadwell); elsewhere the compiler's write prefetch
+   (PRFM PSTL1KEEP on arm64), or nothing where it has none. Called once
+   per pool: CPUID traps to the hypervisor in a VM. */
 static inline bool wp__prefetch_w_usable(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
